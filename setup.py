@@ -1,0 +1,5 @@
+"""setuptools shim: only needed because cffi's `cffi_modules` has no pyproject form."""
+
+from setuptools import setup
+
+setup(cffi_modules=["nsutil/_build.py:ffibuilder"])
