@@ -1,0 +1,178 @@
+"""On-disk bookkeeping every driver needs: atomic metadata, cross-process refcounts, temp dirs.
+
+Several pydock processes share one store (``pydock run`` in two terminals), so anything that
+counts or builds is made safe against both concurrency and a crash at any instant:
+
+* metadata files are replaced whole with write-to-temp + fsync + rename(2);
+* mount reference counts live in one small file per layer, read-modified-written under
+  ``flock(2)``, which the kernel drops when the holder dies;
+* layers are built in ``<home>/.tmp-<id>-<random>`` and renamed into place when complete; a
+  builder holds ``flock`` on that directory, so :func:`cleanup_temp_dirs` only removes the
+  leftovers of processes that are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TEMP_PREFIX = ".tmp-"
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Replace ``path`` with ``obj`` as JSON so readers see the old or the new file, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # The rename itself is durable only once the directory is synced.
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+class RefCount:
+    """The locked count of one layer inside :meth:`RefCounts.hold`; assign ``count`` to change."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class RefCounts:
+    """Mount reference counts shared by every process using the store (one file per id).
+
+    Hold the lock across the mount or unmount itself, so that two processes cannot both see
+    0 and mount twice, or both see 1 and unmount under a user::
+
+        with refs.hold(id) as ref:
+            if ref.count == 0:
+                mount()
+            ref.count += 1
+
+    A process that dies holding references leaves the count too high; drivers reconcile by
+    checking what is really mounted (documented per driver).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+
+    def _path(self, id: str) -> Path:
+        return self.dir / f"{id}.ref"
+
+    @contextlib.contextmanager
+    def hold(self, id: str) -> Iterator[RefCount]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path(id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 32, 0).strip()
+            ref = RefCount(int(raw) if raw else 0)
+            before = ref.count
+            yield ref
+            if ref.count != before:
+                data = str(max(ref.count, 0)).encode()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)  # releases the flock
+
+    def count(self, id: str) -> int:
+        try:
+            fd = os.open(self._path(id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            raw = os.pread(fd, 32, 0).strip()
+            return int(raw) if raw else 0
+        finally:
+            os.close(fd)
+
+    def discard(self, id: str) -> None:
+        """Forget a removed layer's counter."""
+        self._path(id).unlink(missing_ok=True)
+
+
+class TempDir:
+    """A layer under construction: ``<home>/.tmp-<id>-<random>``, locked while it is built.
+
+    ``with TempDir(home, id) as tmp: fill(tmp.path); tmp.commit(final)``. Leaving the block
+    without :meth:`commit` (an exception, a bad tar) deletes the directory; a crash leaves it
+    for :func:`cleanup_temp_dirs`.
+    """
+
+    def __init__(self, home: str | os.PathLike[str], id: str) -> None:
+        self.home = Path(home)
+        self.path = self.home / f"{TEMP_PREFIX}{id}-{secrets.token_hex(4)}"
+        self._fd = -1
+        self.committed = False
+
+    def __enter__(self) -> TempDir:
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.mkdir(self.path, 0o700)
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def commit(self, final: str | os.PathLike[str]) -> None:
+        """Atomically move the finished directory to ``final`` (which must not exist)."""
+        os.rename(self.path, final)
+        self.committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if not self.committed:
+                shutil.rmtree(self.path, ignore_errors=True)
+        finally:
+            os.close(self._fd)
+
+
+def cleanup_temp_dirs(home: str | os.PathLike[str]) -> list[Path]:
+    """Remove ``.tmp-*`` directories left by crashed builders; returns what was removed.
+
+    A directory whose ``flock`` is held belongs to a live builder in another process and is
+    left alone.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(home))
+    except FileNotFoundError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            fd = os.open(e.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(Path(e.path))
+        finally:
+            os.close(fd)
+    return removed
