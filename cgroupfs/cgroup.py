@@ -95,38 +95,39 @@ class Cgroup:
 
     # -- create / attach ---------------------------------------------------------------
 
-    def _mkdir_p(self, d: str, top: str) -> None:
+    def _mkdir_p(self, d: str, top: str) -> bool:
+        """mkdir -p that records what it made; True if ``d`` was created here.
+
+        Tries the leaf first: when the parent exists (the usual case) that is one syscall.
+        """
         try:
             self._mkdir(d, 0o755)
         except FileExistsError:
-            return
+            return False
         except FileNotFoundError:
             parent = posixpath.dirname(d)
             if d == top or parent == d:
                 raise CgroupError(f"cgroup hierarchy {top} is gone") from None
-            self._mkdir_p(parent, top)
+            if self._mkdir_p(parent, top) and self._v2:
+                self._delegate(parent)
             try:
                 self._mkdir(d, 0o755)
             except FileExistsError:
-                return
+                return False
             except OSError as e:
                 raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from e
         except OSError as e:
             raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from e
         self._created.append(d)
+        return True
 
     def create(self) -> None:
         """mkdir -p in every hierarchy, then make the new directories usable."""
         mounts = dict(zip(self.paths.values(), self.layout.hierarchies.values(), strict=True))
         for d in self._dirs:
             self._mkdir_p(d, mounts[d])
-        if not self._created:
-            return
-        cpuset = self.paths.get("cpuset")
-        if cpuset is not None and not self._v2:
+        if self._created and "cpuset" in self.paths:
             self._fill_cpuset(self.layout.hierarchies["cpuset"])
-        if self._v2 and self._unified is not None:
-            self._delegate()
 
     def _fill_cpuset(self, mnt: str) -> None:
         """v1 cpuset: a new cpuset starts with empty cpus/mems and refuses tasks until set,
@@ -145,19 +146,15 @@ class Cgroup:
             fsio.write(f"{d}/cpuset.cpus", cpus)
             fsio.write(f"{d}/cpuset.mems", mems)
 
-    def _delegate(self) -> None:
+    def _delegate(self, d: str) -> None:
         """v2: a cgroup gets a controller's files only if its parent lists the controller in
-        cgroup.subtree_control. Enable them in the intermediate cgroups we created (never the
-        leaf, which holds processes: "no internal processes" rule, cgroup-v2.rst)."""
-        leaf = self._unified
-        mids = [d for d in self._created if d != leaf and leaf.startswith(d + "/")]
-        if not mids:
-            return
-        avail = set(fsio.read(f"{mids[0]}/cgroup.controllers").split())
+        cgroup.subtree_control. Called for intermediate cgroups we just created, before their
+        child is made; never for the leaf, which holds processes ("no internal processes"
+        rule, cgroup-v2.rst), nor for a cgroup we did not create."""
+        avail = set(fsio.read(f"{d}/cgroup.controllers").split())
         want = " ".join(f"+{c}" for c in _V2_CONTROLLERS if c in avail)
         if want:
-            for d in mids:
-                fsio.write(f"{d}/cgroup.subtree_control", want)
+            fsio.write(f"{d}/cgroup.subtree_control", want)
 
     def attach(self, pid: int) -> None:
         """Move ``pid`` (a whole process) into this cgroup in every hierarchy."""
