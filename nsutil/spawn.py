@@ -1,0 +1,367 @@
+"""Turn an OCI runtime spec into a running container process: fork, isolate, exec.
+
+The shape follows runc's "init" protocol in one Python fork instead of a re-exec:
+
+  parent                                   child (PID 1 of the new pid namespace)
+  ------                                   ---------------------------------------
+  unshare(CLONE_NEWPID); fork()            pdeathsig, stdio, wait on the sync pipe
+  setns back to its own pid namespace
+  on_forked(pid)  (engine: cgroups)
+  release the sync pipe             ---->  setns joins, unshares (cgroup last), lo up,
+                                           hostname, rootfs + pivot_root, rlimits,
+                                           oom_score_adj, no_new_privs, user, caps, cwd
+  read the CLOEXEC error pipe       <----  execve(): the pipe closes (EOF = success) or
+                                           a JSON error arrives and the child exits
+
+Only the stdlib and the cffi module are used, so `pydock run` stays fast to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+from collections.abc import Callable
+from errno import EACCES, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP
+
+from pydock.nsutil import caps, namespaces, rootfs
+from pydock.nsutil import syscalls as sc
+
+EXIT_SETUP_FAILED = 125  # Docker's "the engine failed"
+EXIT_CANNOT_EXEC = 126  # found but not executable
+EXIT_NOT_FOUND = 127  # command not found
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Namespaces that unshare()/setns() apply only to the caller's future children, so the
+# parent enters them around fork() and goes back afterwards.
+_FOR_CHILDREN = ("pid", "time")
+
+
+class SpawnError(Exception):
+    """Container setup or exec failed; ``str()`` is one line fit for the CLI."""
+
+    def __init__(self, errno: int, stage: str, message: str, exit_code: int | None = None):
+        self.errno = errno
+        self.stage = stage
+        self.message = " ".join(message.split())
+        if exit_code is None:
+            exit_code = _exit_code_for(stage, errno)
+        self.exit_code = exit_code
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"container {self.stage} failed: {self.message}"
+
+
+def _exit_code_for(stage: str, err: int) -> int:
+    if stage != "exec":
+        return EXIT_SETUP_FAILED
+    return EXIT_NOT_FOUND if err == ENOENT else EXIT_CANNOT_EXEC
+
+
+def spawn(
+    spec: dict,
+    *,
+    on_forked: Callable[[int], None] | None = None,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+    pdeathsig: int | None = signal.SIGKILL,
+) -> int:
+    """Start the container process described by ``spec``; return its host pid once it has
+    exec'd. The caller owns the child: it must waitpid() it.
+
+    ``on_forked(pid)`` runs while the child is parked before any isolation work, which is
+    where the engine moves it into its cgroups (so the cgroup namespace, unshared last,
+    is rooted there). ``stdio`` are the caller's fds to become the container's 0, 1, 2.
+    ``pdeathsig`` is sent to the container if the caller's thread dies.
+
+    ``root.path`` is used as given (relative paths against the caller's cwd); the engine
+    passes absolute paths.
+    """
+    process = spec.get("process") or {}
+    if not process.get("args"):
+        raise SpawnError(EINVAL, "config", "process.args is empty")
+    try:
+        ns = namespaces.plan((spec.get("linux") or {}).get("namespaces"))
+    except ValueError as e:
+        raise SpawnError(EINVAL, "config", str(e)) from None
+    if "user" in ns.new:
+        raise SpawnError(
+            EOPNOTSUPP,
+            "namespaces",
+            "creating a user namespace (uid/gid mappings) is not supported",
+        )
+    if not ns.private("mount"):
+        raise SpawnError(EINVAL, "config", "a mount namespace is required to set up the rootfs")
+
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = _fork_into_child_namespaces(ns, lambda: _child(spec, ns, stdio, sync_r, sync_w,
+                                                             err_r, err_w, pdeathsig))  # fmt: skip
+    except BaseException:
+        for fd in (err_r, err_w, sync_r, sync_w):
+            os.close(fd)
+        raise
+    os.close(err_w)
+    os.close(sync_r)
+    try:
+        try:
+            if on_forked is not None:
+                on_forked(pid)
+            os.write(sync_w, b"go")
+        finally:
+            os.close(sync_w)
+        report = _read_all(err_r)
+    except BaseException:
+        _kill_and_reap(pid)
+        raise
+    finally:
+        os.close(err_r)
+    if not report:
+        return pid
+    os.waitpid(pid, 0)
+    try:
+        info = json.loads(report)
+        raise SpawnError(int(info["errno"]), str(info["stage"]), str(info["message"]))
+    except (ValueError, KeyError, TypeError):
+        raise SpawnError(0, "init", report.decode(errors="replace")) from None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _fork_into_child_namespaces(ns: namespaces.NamespacePlan, child: Callable[[], None]) -> int:
+    """fork() with the pid/time namespaces the spec asks for applied to the child only.
+
+    unshare(CLONE_NEWPID) and setns() of a pid namespace change what the caller's *next*
+    child gets (pid_namespaces(7)); afterwards we setns() back to our own so the caller's
+    later forks are unaffected.
+    """
+    saved: list[tuple[str, int]] = []
+    try:
+        for t in _FOR_CHILDREN:
+            if t in ns.new or t in ns.join:
+                fd = os.open(namespaces.ns_path(t), os.O_RDONLY | os.O_CLOEXEC)
+                saved.append((t, fd))
+        try:
+            for t in _FOR_CHILDREN:
+                if t in ns.join:
+                    namespaces.join(t, ns.join[t])
+            flags = ns.new_flags(*_FOR_CHILDREN)
+            if flags:
+                sc.unshare(flags)
+        except OSError as e:
+            raise SpawnError(e.errno or 0, "namespaces", e.strerror or str(e)) from None
+        pid = os.fork()
+        if pid == 0:
+            child()  # never returns
+            os._exit(EXIT_SETUP_FAILED)
+        return pid
+    finally:
+        for t, fd in saved:
+            try:
+                sc.setns(fd, namespaces.NAMESPACE_TYPES[t][0], namespaces.ns_path(t))
+            finally:
+                os.close(fd)
+
+
+class _Stage:
+    """Which step the child is in, for the error report."""
+
+    name = "init"
+
+
+def _child(
+    spec: dict,
+    ns: namespaces.NamespacePlan,
+    stdio: tuple[int, int, int],
+    sync_r: int,
+    sync_w: int,
+    err_r: int,
+    err_w: int,
+    pdeathsig: int | None,
+) -> None:
+    """The container's init, from fork to execve. Never returns."""
+    stage = _Stage()
+    code = EXIT_SETUP_FAILED
+    try:
+        os.close(sync_w)
+        os.close(err_r)
+        if pdeathsig:
+            sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
+        _setup_stdio(stdio)
+        if os.read(sync_r, 2) != b"go":
+            os._exit(EXIT_SETUP_FAILED)  # the parent died or gave up before releasing us
+        os.close(sync_r)
+        _init(spec, ns, stage, pdeathsig, err_w)
+    except BaseException as e:
+        err = getattr(e, "errno", None) or 0
+        if stage.name == "exec":
+            code = EXIT_NOT_FOUND if err == ENOENT else EXIT_CANNOT_EXEC
+        report = {"errno": err, "stage": stage.name, "message": _describe(e)}
+        with contextlib.suppress(OSError):
+            os.write(err_w, json.dumps(report).encode())
+    finally:
+        os._exit(code)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        msg = e.strerror
+        if e.filename is not None and str(e.filename) not in msg:
+            msg = f"{msg}: {e.filename}"
+        return msg
+    return str(e) or type(e).__name__
+
+
+def _setup_stdio(stdio: tuple[int, int, int]) -> None:
+    # Duplicate first so that e.g. stdio=(1, 0, 2) does not clobber a source fd.
+    high = [os.dup(fd) for fd in stdio]
+    for target, fd in enumerate(high):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
+def _init(
+    spec: dict, ns: namespaces.NamespacePlan, stage: _Stage, pdeathsig: int | None, err_w: int
+) -> None:
+    process = spec.get("process") or {}
+    linux = spec.get("linux") or {}
+
+    stage.name = "setns"
+    for t in namespaces.JOIN_ORDER:
+        if t in ns.join and t not in _FOR_CHILDREN:
+            namespaces.join(t, ns.join[t])
+
+    stage.name = "unshare"
+    flags = ns.new_flags("mount", "uts", "ipc", "network")
+    if flags:
+        sc.unshare(flags)
+    if "cgroup" in ns.new:
+        # Last, after on_forked() placed us: the namespace's root is the container's cgroup.
+        sc.unshare(sc.lib.CLONE_NEWCGROUP)
+
+    if "network" in ns.new:
+        stage.name = "network"
+        namespaces.loopback_up()
+
+    stage.name = "hostname"
+    if spec.get("hostname") or linux.get("domainname") or spec.get("domainname"):
+        if not ns.private("uts"):
+            raise OSError(EINVAL, "cannot set hostname without a private UTS namespace")
+        if spec.get("hostname"):
+            sc.sethostname(spec["hostname"])
+        domain = spec.get("domainname") or linux.get("domainname")
+        if domain:
+            sc.setdomainname(domain)
+
+    stage.name = "oom"
+    if process.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(int(process["oomScoreAdj"])))
+
+    stage.name = "rlimits"
+    for rl in process.get("rlimits") or []:
+        kind = getattr(resource, rl["type"], None)
+        if not isinstance(kind, int) or not rl["type"].startswith("RLIMIT_"):
+            raise OSError(EINVAL, f"unknown rlimit {rl['type']!r}")
+        resource.setrlimit(kind, (int(rl["soft"]), int(rl["hard"])))
+
+    stage.name = "mount"
+    rootfs.setup(spec)
+
+    stage.name = "capabilities"
+    cap_spec = process.get("capabilities")
+    if cap_spec is not None:
+        caps.drop_bounding(caps.to_mask(cap_spec.get("bounding", ())))
+
+    if process.get("noNewPrivileges"):
+        stage.name = "no_new_privs"
+        sc.prctl(sc.lib.PR_SET_NO_NEW_PRIVS, 1)
+
+    stage.name = "user"
+    user = process.get("user") or {}
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    os.setgroups([int(g) for g in user.get("additionalGids") or []])
+    os.setgid(gid)
+    if cap_spec is not None:
+        caps.set_keepcaps(True)  # keep the permitted set across setuid (capabilities(7))
+    os.setuid(uid)
+    if cap_spec is not None:
+        caps.set_keepcaps(False)
+    if pdeathsig:
+        # A credential change clears the parent-death signal (prctl(2)); set it again.
+        sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
+    os.umask(int(user["umask"]) if user.get("umask") is not None else 0o022)
+
+    if cap_spec is not None:
+        stage.name = "capabilities"
+        caps.apply_sets(cap_spec)
+
+    stage.name = "cwd"
+    os.chdir(process.get("cwd") or "/")
+
+    stage.name = "exec"
+    env_list = process.get("env") or []
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env_list)
+    args = [str(a) for a in process["args"]]
+    _reset_signals()
+    os.closerange(3, err_w)
+    os.closerange(err_w + 1, _fd_limit())
+    _exec(args, env)
+
+
+def _fd_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def _reset_signals() -> None:
+    """Undo what the interpreter changed: ignored signals (SIGPIPE, SIGXFSZ) stay ignored
+    across execve, and so does the blocked mask (signal(7))."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _exec(args: list[str], env: dict[str, str]) -> None:
+    """execve args[0], searched in the container's PATH like execvp(3) does."""
+    cmd = args[0]
+    if "/" in cmd:
+        candidates = [cmd]
+    else:
+        search = env.get("PATH", DEFAULT_PATH)
+        candidates = [os.path.join(d or ".", cmd) for d in search.split(":")]
+    saw_eacces: OSError | None = None
+    last: OSError | None = None
+    for path in candidates:
+        try:
+            os.execve(path, args, env)
+        except OSError as e:
+            if e.errno in (ENOENT, ENOTDIR):
+                last = last or e
+                continue
+            if e.errno == EACCES:
+                saw_eacces = saw_eacces or e
+                continue
+            raise OSError(e.errno, f"exec {cmd}: {e.strerror}", path) from None
+    err = saw_eacces or last
+    assert err is not None
+    raise OSError(err.errno, f"exec {cmd}: {err.strerror}", cmd)
