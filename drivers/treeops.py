@@ -43,7 +43,7 @@ def read_xattrs(path: str | os.PathLike[str]) -> dict[str, bytes]:
 
 
 def copy_tree(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-    """Copy the tree ``src`` to the new directory ``dst`` with everything a layer carries.
+    """Copy the tree ``src`` to ``dst`` (new or empty) with everything a layer carries.
 
     Content goes through ``copy_file_range(2)``, which reflinks on btrfs/xfs (O(1)) and copies
     in-kernel elsewhere. Modes, owners, ns times, xattrs (trusted.* too), hard links within
@@ -59,7 +59,12 @@ class _Copier:
     def copy_dir(self, src: str, dst: str, *, is_root: bool = False) -> None:
         st = os.lstat(src)
         if is_root:
-            os.mkdir(dst, 0o700)
+            try:
+                os.mkdir(dst, 0o700)
+            except FileExistsError:
+                if os.listdir(dst):
+                    raise
+
         with os.scandir(src) as it:
             entries = sorted(it, key=lambda e: e.name)
         for e in entries:
