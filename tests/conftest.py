@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,8 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from leaks import Snapshot  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
-PYDOCK = str(VENV_BIN / "pydock")
 # A scratch area on a disk filesystem (overlay cannot use tmpfs upper dirs with every
 # kernel feature, and /tmp here is on the root ext4 anyway).
 SCRATCH = Path(os.environ.get("PYDOCK_TEST_SCRATCH", "/var/tmp/pydock-tests"))
@@ -57,16 +54,3 @@ def scratch() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def run_pydock(
-    root: Path, *args: str, input: bytes | None = None, timeout: float = 120, **kw
-) -> subprocess.CompletedProcess:
-    """Run the installed ``pydock`` console script against the store at ``root``."""
-    return subprocess.run(
-        [PYDOCK, "--root", str(root), *args],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        **kw,
-    )

@@ -1,0 +1,219 @@
+"""The container store: one directory per container holding its record and its bundle.
+
+::
+
+    containers/<id>/container.json   Docker-inspect-shaped record (Config, HostConfig, State)
+    containers/<id>/config.json      the OCI runtime spec (the bundle the runtime runs)
+    containers/<id>/<id>-json.log    Docker's json-file log
+    names/<name> -> <id>             a symlink per name: creating it is the atomic test
+                                     that a name is free, with no lock and no scan
+
+Records are replaced atomically but not fsync'ed (see fsutil): they describe processes that
+would not survive a host crash either.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import shutil
+from pathlib import Path
+
+from .errors import Conflict, InvalidInput, NotFound
+from .fsutil import read_json, write_json
+
+_ADJECTIVES = (
+    "agile",
+    "bold",
+    "brave",
+    "bright",
+    "calm",
+    "clever",
+    "crisp",
+    "curious",
+    "deft",
+    "eager",
+    "fair",
+    "gentle",
+    "glad",
+    "keen",
+    "kind",
+    "lively",
+    "lucid",
+    "merry",
+    "nimble",
+    "patient",
+    "plucky",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "serene",
+    "sharp",
+    "steady",
+    "swift",
+    "witty",
+)
+_SURNAMES = (
+    "babbage",
+    "bell",
+    "bohr",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "euler",
+    "faraday",
+    "fermi",
+    "franklin",
+    "gauss",
+    "hamilton",
+    "hopper",
+    "hypatia",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "maxwell",
+    "meitner",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "thompson",
+    "torvalds",
+    "turing",
+    "volta",
+    "wozniak",
+)
+
+
+def now() -> str:
+    """RFC 3339 with nanosecond digits, as Docker writes times."""
+    t = datetime.datetime.now(datetime.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+
+
+def parse_time(s: str) -> datetime.datetime | None:
+    if not s or s.startswith("0001-"):
+        return None
+    return datetime.datetime.fromisoformat(s[:26].rstrip("Z") + "+00:00")
+
+
+def valid_name(name: str) -> bool:
+    return bool(name) and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
+
+
+def proc_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: with the pid, it names one process for its whole life."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+
+
+def alive(owner: dict | None) -> bool:
+    """Whether the process recorded as ``{"Pid", "Start"}`` still runs (and is that one)."""
+    return bool(owner) and proc_start_time(owner["Pid"]) == owner["Start"]  # type: ignore[index]
+
+
+def me() -> dict:
+    pid = os.getpid()
+    return {"Pid": pid, "Start": proc_start_time(pid)}
+
+
+class ContainerStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "containers"
+        self.names = self.root / "names"
+
+    def path(self, cid: str) -> Path:
+        return self.dir / cid
+
+    def ids(self) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.dir) if len(n) == 64]
+        except FileNotFoundError:
+            return []
+
+    def load(self, cid: str) -> dict:
+        try:
+            return read_json(self.dir / cid / "container.json")
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {cid}") from None
+
+    def save(self, rec: dict) -> None:
+        write_json(self.dir / rec["Id"] / "container.json", rec)
+
+    def all(self) -> list[dict]:
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.load(cid))
+            except (NotFound, ValueError):
+                continue  # being created or removed right now
+        return out
+
+    def resolve(self, ref: str) -> str:
+        """Full id for a name, a full id or an unambiguous id prefix."""
+        name = ref.lstrip("/")
+        try:
+            return os.readlink(self.names / name)
+        except OSError:
+            pass
+        hits = [c for c in self.ids() if c.startswith(ref)] if ref else []
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InvalidInput(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def reserve_name(self, name: str | None, cid: str) -> str:
+        """Claim ``name`` (or a generated one) for ``cid``; the symlink is the claim."""
+        self.names.mkdir(parents=True, exist_ok=True)
+        if name is not None:
+            if not valid_name(name):
+                raise InvalidInput(
+                    f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                    125,
+                )
+            try:
+                os.symlink(cid, self.names / name)
+            except FileExistsError:
+                other = os.readlink(self.names / name)
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other}". You have to remove (or rename) that container to be able to '
+                    "reuse that name.",
+                    125,
+                ) from None
+            return name
+        for attempt in range(100):
+            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_SURNAMES)}"
+            if attempt > 10:
+                name += str(random.randint(0, 99))
+            try:
+                os.symlink(cid, self.names / name)
+                return name
+            except FileExistsError:
+                continue
+        raise Conflict("could not generate a free container name", 125)
+
+    def create_dir(self, cid: str) -> Path:
+        d = self.dir / cid
+        d.mkdir(parents=True)
+        return d
+
+    def remove(self, rec: dict) -> None:
+        name = rec.get("Name", "").lstrip("/")
+        if name:
+            try:
+                if os.readlink(self.names / name) == rec["Id"]:
+                    os.unlink(self.names / name)
+            except OSError:
+                pass
+        shutil.rmtree(self.dir / rec["Id"], ignore_errors=True)

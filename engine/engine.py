@@ -1,0 +1,357 @@
+"""The engine: images + storage driver + spec + runtime, composed for the CLI's commands.
+
+A container's life on disk: its record is written (State "created", owned by this process)
+*before* its writable layer is made, so whatever a SIGKILL interrupts, the next pydock
+command finds the record and can undo the rest (``reconcile``). Driver state is only ever
+touched through the driver interface.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from ..drivers import registry
+from ..drivers.base import Driver, DriverError, DriverOptions
+from . import containers as cstore
+from . import spec as specmod
+from .containers import ContainerStore, alive, me, now
+from .errors import Conflict, EngineError, NotFound
+from .fsutil import read_json, write_json
+from .images import ImageStore, short_id
+
+DEFAULT_ROOT = "/var/lib/pydock"
+LOST_EXIT_CODE = 255  # Docker reports containers lost with their engine as Exited (255)
+
+
+class Engine:
+    def __init__(
+        self,
+        root: str | Path = DEFAULT_ROOT,
+        storage_driver: str | None = None,
+        storage_opts: dict[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.images = ImageStore(self.root)
+        self.containers = ContainerStore(self.root)
+        self.explicit_driver = storage_driver
+        self.storage_opts = storage_opts or {}
+        self._drivers: dict[str, Driver] = {}
+        self._default: str | None = None
+        self.choice_reasons: dict[str, str] = {}
+
+    # -- storage drivers ---------------------------------------------------------------
+    def driver_name(self) -> str:
+        """Explicit ``--storage-driver`` > ``<root>/daemon.json`` > the automatic choice."""
+        if self._default is None:
+            name = self.explicit_driver
+            if not name:
+                try:
+                    name = read_json(self.root / "daemon.json").get("storage-driver")
+                except (FileNotFoundError, ValueError, AttributeError):
+                    name = None
+            try:
+                self._default, self.choice_reasons = registry.choose(self.root, name)
+            except DriverError as e:
+                raise EngineError(str(e), 125) from None
+        return self._default
+
+    def driver(self, name: str | None = None) -> Driver:
+        name = name or self.driver_name()
+        drv = self._drivers.get(name)
+        if drv is None:
+            try:
+                drv = registry.open_driver(name, self.root, DriverOptions(dict(self.storage_opts)))
+            except DriverError as e:
+                raise EngineError(f"error initializing storage driver {name}: {e}", 125) from None
+            self._drivers[name] = drv
+        return drv
+
+    # -- images ------------------------------------------------------------------------
+    def ensure_default_image(self, ref: str, progress) -> str | None:
+        """Build the embedded busybox image when ``ref`` names it and it is missing."""
+        from . import default_image
+        from .reference import normalize
+
+        try:
+            if normalize(ref) != default_image.DEFAULT_REF:
+                return None
+        except EngineError:
+            return None
+        with self.images.lock:
+            image_id = self.images.lookup(ref)
+            if image_id:
+                return image_id
+            progress(f"Unable to find image '{default_image.DEFAULT_REF}' locally")
+            config, layer = default_image.build()
+            import io
+
+            image_id = self.images.add_image(
+                config, lambda _i: io.BytesIO(layer), [default_image.DEFAULT_REF], self.driver()
+            )
+            progress(f"{default_image.DEFAULT_REF}: built from the host's static busybox")
+            return image_id
+
+    # -- containers --------------------------------------------------------------------
+    def create(
+        self,
+        image_ref: str,
+        opts: specmod.RunOptions,
+        *,
+        name: str | None = None,
+        auto_remove: bool = False,
+        progress=None,
+        keep_mounted: bool = False,
+    ) -> dict:
+        """Make a container: record, name, writable layer and its OCI bundle.
+
+        ``keep_mounted`` leaves the root mounted for an immediate start (``run``), which
+        saves an unmount and a mount on the start path.
+        """
+        image_id = self.images.lookup(image_ref)
+        if image_id is None and progress is not None:
+            image_id = self.ensure_default_image(image_ref, progress)
+        if image_id is None:
+            raise NotFound(
+                f"Unable to find image '{image_ref}' locally: no such image (and no registry "
+                "to pull from)",
+                125,
+            )
+        driver = self.driver()
+        cid = secrets.token_hex(32)
+        # The shared lock pins the image: rmi takes it exclusively and checks containers.
+        self.images.lock.acquire(shared=True)
+        try:
+            if self.images.lookup(image_id) is None:
+                raise NotFound(f"No such image: {image_ref}", 125)
+            image_config = self.images.config(image_id)
+            cname = self.containers.reserve_name(name, cid)
+            try:
+                self.containers.create_dir(cid)
+                rec = self._record(
+                    cid, cname, image_ref, image_id, image_config, opts, driver.name, auto_remove
+                )
+                self.containers.save(rec)
+            except BaseException:
+                self.containers.remove({"Id": cid, "Name": "/" + cname})
+                raise
+        finally:
+            self.images.lock.release()
+        try:
+            top = self._layers_for(image_id, driver)
+            rec["Parent"] = top
+            driver.create_rw(cid, top)
+            rootfs = driver.get(cid)
+            try:
+                bundle = specmod.build(image_config, opts, rootfs, cid)
+            finally:
+                if not keep_mounted:
+                    driver.put(cid)
+            write_json(self.containers.path(cid) / "config.json", bundle)
+            rec["Path"], rec["Args"] = bundle["process"]["args"][0], bundle["process"]["args"][1:]
+            del rec["Creating"]
+            if not keep_mounted:
+                rec["State"]["Owner"] = None
+            self.containers.save(rec)
+        except BaseException:
+            self._discard(rec)
+            raise
+        return rec
+
+    def _layers_for(self, image_id: str, driver: Driver) -> str:
+        """The image's top layer id in ``driver``, copying layers in from another driver."""
+        chain = self.images.layer_chain(image_id)
+        if (
+            chain
+            and all(self.images.layer_record(driver.name, c) for c in chain)
+            and driver.exists(chain[-1][7:])
+        ):
+            return chain[-1][7:]
+        with self.images.lock:
+            return self.images.ensure_layers(image_id, driver, self.driver)
+
+    def _record(
+        self,
+        cid: str,
+        name: str,
+        image_ref: str,
+        image_id: str,
+        image_config: dict,
+        opts: specmod.RunOptions,
+        driver: str,
+        auto_remove: bool,
+    ) -> dict:
+        cfg = image_config.get("config") or {}
+        return {
+            "Id": cid,
+            "Created": now(),
+            "Name": "/" + name,
+            "Image": image_id,
+            "Path": "",
+            "Args": [],
+            "Driver": driver,
+            "Parent": None,
+            "RestartCount": 0,
+            "Creating": True,  # until the bundle is written; reconcile undoes it
+            "Config": {
+                "Hostname": opts.hostname or cid[:12],
+                "User": opts.user if opts.user is not None else cfg.get("User", ""),
+                "Env": opts.env,
+                "Cmd": opts.command or None,
+                "Entrypoint": [opts.entrypoint] if opts.entrypoint else cfg.get("Entrypoint"),
+                "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
+                "Image": image_ref,
+                "Labels": cfg.get("Labels") or {},
+            },
+            "HostConfig": {
+                "AutoRemove": auto_remove,
+                "NetworkMode": opts.network,
+                "CgroupParent": opts.cgroup_parent or "",
+            },
+            "State": {
+                "Status": "created",
+                "Running": False,
+                "Paused": False,
+                "Restarting": False,
+                "OOMKilled": False,
+                "Dead": False,
+                "Pid": 0,
+                "ExitCode": 0,
+                "Error": "",
+                "StartedAt": "0001-01-01T00:00:00Z",
+                "FinishedAt": "0001-01-01T00:00:00Z",
+                "Owner": me(),
+            },
+            "LogPath": str(self.containers.path(cid) / f"{cid}-json.log"),
+        }
+
+    def _discard(self, rec: dict) -> None:
+        """Undo a container completely (layer, record, name); used by rm and by failures."""
+        driver = self.driver(rec["Driver"])
+        if driver.exists(rec["Id"]):
+            self.release(rec)
+            driver.remove(rec["Id"])
+        self.containers.remove(rec)
+
+    def bundle(self, rec: dict) -> dict:
+        return read_json(self.containers.path(rec["Id"]) / "config.json")
+
+    def mount(self, rec: dict) -> None:
+        """Mount the container's root where its bundle expects it (driver.get)."""
+        rootfs = self.driver(rec["Driver"]).get(rec["Id"])
+        bundle_root = self.bundle(rec)["root"]["path"]
+        if os.path.realpath(rootfs) != os.path.realpath(bundle_root):
+            self.driver(rec["Driver"]).put(rec["Id"])
+            raise EngineError(f"container root moved: {bundle_root} is now {rootfs}", 125)
+
+    def mark_running(self, rec: dict, pid: int) -> None:
+        st = rec["State"]
+        st.update(
+            Status="running",
+            Running=True,
+            Pid=pid,
+            ExitCode=0,
+            Error="",
+            StartedAt=now(),
+            FinishedAt="0001-01-01T00:00:00Z",
+            Owner=me(),
+        )
+        self.containers.save(rec)
+
+    def mark_exited(self, rec: dict, code: int, error: str = "") -> None:
+        st = rec["State"]
+        st.update(
+            Status="exited",
+            Running=False,
+            Pid=0,
+            ExitCode=code,
+            Error=error,
+            FinishedAt=now(),
+            Owner=None,
+        )
+        self.containers.save(rec)
+
+    def release(self, rec: dict) -> None:
+        """Unmount the container's root. Only its owner process mounts it, so every
+        reference left is that owner's."""
+        driver = self.driver(rec["Driver"])
+        while driver.mounted(rec["Id"]):
+            driver.put(rec["Id"])
+
+    def finish(self, rec: dict, code: int, error: str = "") -> None:
+        """After the container's process is gone: release its root, record or remove it."""
+        self.release(rec)
+        if rec["HostConfig"].get("AutoRemove"):
+            self._discard(rec)
+        else:
+            self.mark_exited(rec, code, error)
+
+    # -- recovery ----------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Clean up after pydock processes that died (SIGKILL, crash) holding containers.
+
+        A record whose owner process is gone is finished as Docker finishes containers
+        lost with their engine: cgroup emptied and removed, root released, Exited (255),
+        or removed when it was ``--rm``. A record that was still being created is undone.
+        """
+        for rec in self.containers.all():
+            st = rec["State"]
+            owner = st.get("Owner")
+            if not owner or alive(owner):
+                continue
+            try:
+                if rec.get("Creating"):
+                    self._discard(rec)  # its creation was interrupted
+                elif st["Status"] == "running":
+                    from ..cgroupfs import Cgroup
+
+                    bundle = self.bundle(rec)
+                    cg = Cgroup(bundle["linux"]["cgroupsPath"])
+                    if cg.exists():
+                        if cg.procs():
+                            cg.kill(signal.SIGKILL)
+                        cg.destroy()
+                    self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
+                else:  # a start that died before its container ran
+                    self.release(rec)
+                    st["Owner"] = None
+                    self.containers.save(rec)
+            except (EngineError, DriverError, OSError) as e:
+                print(f"pydock: cleaning up container {rec['Id'][:12]}: {e}", file=sys.stderr)
+
+    def remove(self, ref: str, force: bool = False) -> str:
+        cid = self.containers.resolve(ref)
+        rec = self.containers.load(cid)
+        st = rec["State"]
+        if st["Status"] == "running" and alive(st.get("Owner")):
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {cid}. Stop the container before "
+                    "attempting removal or force remove"
+                )
+            os.kill(st["Pid"], signal.SIGKILL)
+            self._wait_owner(st["Owner"])
+            try:
+                rec = self.containers.load(cid)
+            except NotFound:
+                return ref  # its owner removed it (--rm)
+        self._discard(rec)
+        return ref
+
+    @staticmethod
+    def _wait_owner(owner: dict, timeout: float = 10.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while alive(owner) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def image_in_use(self, image_id: str) -> list[str]:
+        return [c["Id"] for c in self.containers.all() if c.get("Image") == image_id]
+
+
+__all__ = ["Engine", "cstore", "short_id"]

@@ -1,0 +1,131 @@
+"""Running a created container, attached to the terminal or detached in the background.
+
+Until the lifecycle work brings a lean per-container monitor, a detached container's parent
+is a forked copy of the pydock command that started it: it leaves the session (setsid),
+copies the container's output into the json-file log, reaps it, records its exit and
+tears it down. Attached runs do the same in the foreground; ``--rm`` runs hand the
+terminal's own descriptors to the container and keep no log, so nothing is copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from ..nsutil.spawn import SpawnError
+from . import runtime
+from .containers import now
+from .engine import Engine
+from .errors import EngineError
+
+
+def _null_fd() -> int:
+    return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+
+def run_attached(engine: Engine, rec: dict, *, interactive: bool, mounted: bool = False) -> int:
+    """Start the container with pydock's stdio and wait for it; returns its exit code."""
+    direct = bool(rec["HostConfig"].get("AutoRemove"))
+    stdin = 0 if interactive else _null_fd()
+    if direct:
+        return _run(engine, rec, (stdin, 1, 2), None, echo=True, mounted=mounted)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    return _run(engine, rec, (stdin, out_w, err_w), (out_r, err_r), echo=True, mounted=mounted)
+
+
+def start_detached(engine: Engine, rec: dict, *, mounted: bool = False) -> None:
+    """Fork a keeper that runs the container; return once it has started (or failed)."""
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the keeper
+        code = 125
+        try:
+            os.close(status_r)
+            os.setsid()
+            null = _null_fd()
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            code = _run(
+                engine,
+                rec,
+                (null, out_w, err_w),
+                (out_r, err_r),
+                echo=False,
+                mounted=mounted,
+                report=status_w,
+            )
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
+            with contextlib.suppress(OSError):
+                code = e.exit_code if isinstance(e, EngineError) else 125
+                os.write(status_w, f"{code} {e}".encode())
+        finally:
+            os._exit(code if isinstance(code, int) else 125)
+    os.close(status_w)
+    with os.fdopen(status_r, "rb") as f:
+        msg = f.read().decode(errors="replace")
+    if msg != "0":
+        code, _, text = msg.partition(" ")
+        if not msg:
+            text, code = "the container's keeper process died", "125"
+        os.waitpid(pid, 0)
+        raise EngineError(text, int(code) if code.isdigit() else 125)
+    # the keeper stays; it is not our child to reap after we exit (it was setsid'ed and
+    # is re-parented to init or the nearest subreaper when pydock exits)
+
+
+def _run(
+    engine: Engine,
+    rec: dict,
+    stdio: tuple[int, int, int],
+    pipes: tuple[int, int] | None,
+    *,
+    echo: bool,
+    mounted: bool,
+    report: int | None = None,
+) -> int:
+    if not mounted:
+        engine.mount(rec)
+    bundle = engine.bundle(rec)
+    try:
+        running = runtime.start(bundle, stdio)
+    except SpawnError as e:
+        _close(pipes, stdio)
+        engine.finish(rec, e.exit_code, str(e))
+        raise EngineError(str(e), e.exit_code) from None
+    except BaseException:
+        _close(pipes, stdio)
+        engine.finish(rec, 125)
+        raise
+    if pipes:  # the container holds the write ends now
+        os.close(stdio[1])
+        os.close(stdio[2])
+    engine.mark_running(rec, running.pid)
+    if report is not None:
+        os.write(report, b"0")
+        os.close(report)
+    copier = None
+    if pipes:
+        copier = runtime.LogCopier(rec["LogPath"], pipes[0], pipes[1], echo, now)
+    try:
+        code = runtime.wait(running, during=copier.run if copier else None)
+    finally:
+        runtime.stop_cgroup(running)
+    engine.finish(rec, code)
+    return code
+
+
+def _close(pipes: tuple[int, int] | None, stdio: tuple[int, int, int]) -> None:
+    if pipes:
+        for fd in (*pipes, stdio[1], stdio[2]):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def flush_std() -> None:
+    for f in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            f.flush()

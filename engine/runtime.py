@@ -1,0 +1,165 @@
+"""Run a container's bundle: its OCI spec -> a process in its cgroup and namespaces.
+
+This is the engine's side of the runtime, what runc's ``run`` is to Docker: create the
+cgroup (nested under the caller's own), let nsutil fork the container's PID 1 into its
+namespaces and place it in the cgroup before it goes on, wait for it while forwarding
+signals, then tear down in reverse: cgroup emptied and removed, root filesystem released.
+No subprocess anywhere on this path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..cgroupfs import Cgroup
+from ..nsutil.spawn import spawn
+
+FORWARDED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+
+@dataclass
+class Running:
+    """A started container: its host pid and its cgroup."""
+
+    pid: int
+    cgroup: Cgroup
+
+
+def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
+    """Create the cgroup, spawn the container's process into it, return when it has exec'd.
+
+    On failure everything made here is undone before the error propagates
+    (nsutil.SpawnError carries Docker's 125/126/127).
+    """
+    linux = spec.get("linux") or {}
+    cg = Cgroup(linux.get("cgroupsPath") or "pydock/anonymous")
+    cg.create()
+    try:
+        resources = linux.get("resources")
+        if resources:
+            cg.apply(resources)
+        pid = spawn(spec, on_forked=cg.attach, stdio=stdio)
+    except BaseException:
+        _drain(cg)
+        raise
+    return Running(pid, cg)
+
+
+def wait(
+    running: Running, *, forward_signals: bool = True, during: Callable[[], None] | None = None
+) -> int:
+    """Reap the container's PID 1 and return Docker's exit code for it (128+N if killed).
+
+    Signals sent to pydock are passed on to the container while it runs, as ``docker run``
+    does with its default ``--sig-proxy``. ``during`` (copying its output) runs first,
+    with signals already forwarded.
+    """
+    old: dict[int, object] = {}
+    if forward_signals:
+        for sig in FORWARDED_SIGNALS:
+            old[sig] = signal.signal(sig, lambda s, _f: _kill(running.pid, s))
+    try:
+        if during is not None:
+            during()
+        _, status = os.waitpid(running.pid, 0)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    return (
+        os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else (128 + os.WTERMSIG(status))
+    )
+
+
+def stop_cgroup(running: Running) -> None:
+    """Empty and remove the container's cgroup (PID 1 is gone; its namespace dies with it)."""
+    _drain(running.cgroup)
+
+
+def _drain(cg: Cgroup) -> None:
+    if cg.exists() and cg.procs():
+        cg.kill(signal.SIGKILL)
+    cg.destroy()
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class LogCopier:
+    """Copies a container's stdout/stderr pipes into Docker's json-file log.
+
+    Each read becomes one line ``{"log": ..., "stream": ..., "time": ...}``, split at
+    newlines as Docker's json-file driver splits them; ``echo`` also writes the bytes to
+    pydock's own stdout/stderr (an attached ``run``/``start -a``).
+    """
+
+    def __init__(self, log_path: str, out_r: int, err_r: int, echo: bool, now: Callable[[], str]):
+        self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in run()
+        self.fds = {out_r: "stdout", err_r: "stderr"}
+        self.echo = echo
+        self.now = now
+        self.partial: dict[int, bytes] = {out_r: b"", err_r: b""}
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        for fd in self.fds:
+            sel.register(fd, selectors.EVENT_READ)
+        try:
+            while self.fds:
+                for key, _ in sel.select():
+                    fd = key.fd
+                    data = os.read(fd, 65536)
+                    if not data:
+                        self._flush(fd, final=True)
+                        sel.unregister(fd)
+                        os.close(fd)
+                        del self.fds[fd]
+                        continue
+                    if self.echo:
+                        target = (
+                            sys.stdout.buffer if self.fds[fd] == "stdout" else sys.stderr.buffer
+                        )
+                        target.write(data)
+                        target.flush()
+                    self.partial[fd] += data
+                    self._flush(fd)
+        finally:
+            sel.close()
+            self.log.close()
+
+    def _flush(self, fd: int, final: bool = False) -> None:
+        buf = self.partial[fd]
+        lines = buf.split(b"\n")
+        rest = lines.pop()
+        out = []
+        for line in lines:
+            out.append(self._entry(fd, line + b"\n"))
+        if final and rest:
+            out.append(self._entry(fd, rest))
+            rest = b""
+        self.partial[fd] = rest
+        if out:
+            self.log.write(b"".join(out))
+
+    def _entry(self, fd: int, data: bytes) -> bytes:
+        text = data.decode("utf-8", errors="replace")
+        return (
+            json.dumps({"log": text, "stream": self.fds[fd], "time": self.now()}) + "\n"
+        ).encode()

@@ -1,0 +1,266 @@
+"""Image config + ``run`` flags -> an OCI runtime-spec ``config.json`` document.
+
+The runtime spec is the only language between the engine and isolation (ARCHITECTURE.md),
+so every default Docker applies to a container is written out here: the namespaces, the
+mounts of /proc, /dev, /sys and friends, the default capability set, the device allow list
+and the masked and read-only paths (moby's oci/defaults.go lists the same values).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import EngineError, InvalidInput
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: Docker's default capability set (moby oci/caps/defaults.go)
+DEFAULT_CAPS = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+
+MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+]
+
+
+def _dev(type_: str, major: int | None, minor: int | None, access: str = "rwm") -> dict:
+    return {"allow": True, "type": type_, "major": major, "minor": minor, "access": access}
+
+
+#: the devices cgroup allow list Docker gives every container
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    _dev("c", None, None, "m"),
+    _dev("b", None, None, "m"),
+    _dev("c", 1, 3),
+    _dev("c", 1, 8),
+    _dev("c", 1, 7),
+    _dev("c", 5, 0),
+    _dev("c", 1, 5),
+    _dev("c", 1, 9),
+    _dev("c", 136, None),
+    _dev("c", 5, 2),
+    _dev("c", 10, 200),
+]
+
+DEFAULT_MOUNTS = [
+    {
+        "destination": "/proc",
+        "type": "proc",
+        "source": "proc",
+        "options": ["nosuid", "noexec", "nodev"],
+    },
+    {
+        "destination": "/dev",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+        "destination": "/dev/pts",
+        "type": "devpts",
+        "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    },
+    {
+        "destination": "/dev/mqueue",
+        "type": "mqueue",
+        "source": "mqueue",
+        "options": ["nosuid", "noexec", "nodev"],
+    },
+    {
+        "destination": "/dev/shm",
+        "type": "tmpfs",
+        "source": "shm",
+        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+]
+
+
+@dataclass
+class RunOptions:
+    """What ``run``/``create`` flags say about the process and its isolation."""
+
+    command: list[str] = field(default_factory=list)
+    entrypoint: str | None = None  # "" clears the image's entrypoint, as Docker's does
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "none"
+    cgroup_parent: str | None = None
+
+
+def process_args(image_config: dict, opts: RunOptions) -> list[str]:
+    """Entrypoint + Cmd, with Docker's override rules (a new entrypoint drops the image Cmd)."""
+    cfg = image_config.get("config") or {}
+    if opts.entrypoint is not None:
+        entry = [opts.entrypoint] if opts.entrypoint else []
+        cmd = opts.command
+    else:
+        entry = list(cfg.get("Entrypoint") or [])
+        cmd = opts.command or list(cfg.get("Cmd") or [])
+    args = entry + cmd
+    if not args:
+        raise InvalidInput("no command specified", 125)
+    return args
+
+
+def merge_env(image_env: list[str], extra: list[str], hostname: str) -> list[str]:
+    """Image Env, then HOSTNAME, then ``-e`` (``-e NAME`` takes the caller's value)."""
+    out: dict[str, str] = {}
+    for item in [*image_env, f"HOSTNAME={hostname}"]:
+        k, _, v = item.partition("=")
+        out[k] = v
+    for item in extra:
+        k, eq, v = item.partition("=")
+        if not k:
+            raise InvalidInput(f"invalid environment variable: {item}", 125)
+        if eq:
+            out[k] = v
+        elif k in os.environ:
+            out[k] = os.environ[k]
+    out.setdefault("PATH", DEFAULT_PATH)
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def _read_db(rootfs: str, db: str) -> list[list[str]]:
+    """The lines of /etc/passwd or /etc/group inside the rootfs, split on ':'.
+
+    The file is opened without following symlinks in any component, so a hostile image
+    cannot point it outside its rootfs; a missing or unreadable file reads as empty.
+    """
+    fd = -1
+    try:
+        fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for part, extra in (("etc", os.O_DIRECTORY), (db, 0)):
+            nfd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | extra, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        with os.fdopen(fd, "r", errors="replace") as f:
+            fd = -1
+            return [fields for line in f if len(fields := line.rstrip("\n").split(":")) >= 4]
+    except OSError:
+        return []
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _find(entries: list[list[str]], key: str) -> list[str] | None:
+    """The entry whose name is ``key``, else the first whose id is ``key``."""
+    by_name = [e for e in entries if e[0] == key]
+    by_id = [e for e in entries if e[2] == key]
+    return (by_name or by_id or [None])[0]
+
+
+def resolve_user(rootfs: str, spec_user: str | None) -> dict:
+    """``-u user[:group]`` (names or ids) -> the spec's process.user, by Docker's rules:
+    the passwd entry gives uid and primary gid, /etc/group adds the user's other groups."""
+    user, _, group = (spec_user or "").partition(":")
+    uid = gid = 0
+    name = "root"
+    if user:
+        entry = _find(_read_db(rootfs, "passwd"), user)
+        if entry:
+            name, uid, gid = entry[0], int(entry[2]), int(entry[3])
+        elif user.isdigit():
+            name, uid = "", int(user)
+        else:
+            raise EngineError(
+                f"unable to find user {user}: no matching entries in passwd file", 126
+            )
+    groups = _read_db(rootfs, "group")
+    if group:
+        gentry = _find(groups, group)
+        if gentry:
+            gid = int(gentry[2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            raise EngineError(
+                f"unable to find group {group}: no matching entries in group file", 126
+            )
+    out: dict = {"uid": uid, "gid": gid}
+    extra = sorted(
+        {int(g[2]) for g in groups if name and name in g[3].split(",") and g[2].isdigit()} - {gid}
+    )
+    if extra:
+        out["additionalGids"] = extra
+    return out
+
+
+def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) -> dict:
+    """The runtime spec for one container whose merged root is mounted at ``rootfs``."""
+    cfg = image_config.get("config") or {}
+    hostname = opts.hostname or container_id[:12]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    if opts.network != "host":
+        namespaces.append({"type": "network"})
+    cgroups_path = (
+        f"{opts.cgroup_parent.rstrip('/')}/pydock-{container_id}"
+        if opts.cgroup_parent
+        else f"pydock/{container_id}"
+    )
+    caps = list(DEFAULT_CAPS)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": False,
+            "user": resolve_user(rootfs, opts.user if opts.user is not None else cfg.get("User")),
+            "args": process_args(image_config, opts),
+            "env": merge_env(list(cfg.get("Env") or []), opts.env, hostname),
+            "cwd": opts.workdir or cfg.get("WorkingDir") or "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": hostname,
+        "mounts": [dict(m, options=list(m["options"])) for m in DEFAULT_MOUNTS],
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": cgroups_path,
+            "resources": {"devices": [dict(r) for r in DEFAULT_DEVICE_RULES]},
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }

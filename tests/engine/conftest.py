@@ -1,0 +1,54 @@
+"""Fixtures for end-to-end tests of the ``pydock`` command on the real kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import run_pydock
+
+DRIVERS = ["overlay2", "vfs"]
+
+
+class Pydock:
+    """The installed CLI bound to one store root and one storage driver."""
+
+    def __init__(self, root: Path, driver: str) -> None:
+        self.root = root
+        self.driver = driver
+
+    def __call__(self, *args: str, check: bool = False, **kw):
+        res = run_pydock(self.root, "--storage-driver", self.driver, *args, **kw)
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"pydock {' '.join(args)} exited {res.returncode}: {res.stderr.decode()}"
+            )
+        return res
+
+    def out(self, *args: str, **kw) -> str:
+        return self(*args, check=True, **kw).stdout.decode()
+
+    def cleanup(self) -> None:
+        """Remove every container this store still has (a failing test may leave some)."""
+        ids = self("ps", "-aq", "--no-trunc").stdout.decode().split()
+        if ids:
+            self("rm", "-f", *ids)
+
+
+@pytest.fixture(params=DRIVERS)
+def pydock(request, scratch: Path) -> Iterator[Pydock]:
+    p = Pydock(scratch / "root", request.param)
+    try:
+        yield p
+    finally:
+        p.cleanup()
+
+
+@pytest.fixture
+def overlay_pydock(scratch: Path) -> Iterator[Pydock]:
+    p = Pydock(scratch / "root", "overlay2")
+    try:
+        yield p
+    finally:
+        p.cleanup()

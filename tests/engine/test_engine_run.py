@@ -1,0 +1,251 @@
+"""``pydock run`` end to end: a real container per test, on every built-in driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import no_mounts_under
+from leaks import Snapshot
+
+
+def test_echo_hello(pydock):
+    res = pydock("run", "--rm", "busybox", "echo", "hello")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hello\n"
+    assert pydock.out("ps", "-aq") == ""  # --rm removed it
+
+
+def test_isolation_from_inside(pydock, scratch: Path):
+    marker = scratch / "host-only-marker"
+    marker.write_text("host")
+    script = (
+        "echo pid=$$; hostname; cat /proc/self/cgroup; cat /proc/net/dev | tail -n +3 | cut -d: -f1;"
+        f" test -e {marker} && echo visible || echo invisible;"
+        " readlink /proc/1/ns/mnt /proc/1/ns/pid /proc/1/ns/uts /proc/1/ns/ipc /proc/1/ns/net"
+        " /proc/1/ns/cgroup"
+    )
+    res = pydock("run", "--rm", "--hostname", "box1", "busybox", "sh", "-c", script)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode().split("\n")
+    assert lines[0] == "pid=1"  # the entrypoint is PID 1 of its own pid namespace
+    assert lines[1] == "box1"
+    cgroup_lines = [ln for ln in lines if ln.count(":") == 2]
+    # in its own cgroup namespace the container's cgroup is the root of every hierarchy
+    assert cgroup_lines and all(ln.endswith(":/") for ln in cgroup_lines)
+    ifaces = [ln.strip() for ln in lines if ln.strip() in ("lo", "eth0")]
+    assert ifaces == ["lo"]
+    assert "invisible" in lines
+    host_ns = {
+        os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "pid", "uts", "ipc", "net", "cgroup")
+    }
+    container_ns = [
+        ln for ln in lines if ln.startswith(("mnt:", "pid:", "uts:", "ipc:", "net:", "cgroup:"))
+    ]
+    assert len(container_ns) == 6 and not host_ns & set(container_ns)
+
+
+def test_container_cgroup_seen_from_host(pydock):
+    cid = pydock.out("run", "-d", "busybox", "sleep", "60").strip()
+    info = json.loads(pydock.out("inspect", cid))[0]
+    assert info["State"]["Running"] is True
+    pid = info["State"]["Pid"]
+    cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    assert f"pydock/{cid}" in cgroups
+    mem = [ln for ln in cgroups.splitlines() if ":memory:" in ln][0]
+    own_mem = [ln for ln in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in ln][
+        0
+    ]
+    # nested under the caller's own memory cgroup
+    assert mem.split(":", 2)[2].startswith(own_mem.split(":", 2)[2].rstrip("/") + "/pydock/")
+    pydock("rm", "-f", cid, check=True)
+    assert (
+        not Path(f"/proc/{pid}").exists() or "pydock" not in Path(f"/proc/{pid}/cgroup").read_text()
+    )
+
+
+def test_writes_land_in_container_layer_only(pydock):
+    before = pydock.out("run", "--rm", "busybox", "cat", "/etc/passwd")
+    res = pydock(
+        "run",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /newfile && echo extra >> /etc/passwd && rm /etc/group",
+    )
+    assert res.returncode == 0, res.stderr
+    # a second container from the same image sees the image as it was
+    res = pydock(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/passwd; test -e /newfile && echo newfile; test -e /etc/group && echo g",
+    )
+    assert res.stdout.decode() == before + "g\n"
+    # and the image's own layer is byte-identical: compare its exported diff
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pydock.engine.engine import Engine
+
+    eng = Engine(pydock.root, pydock.driver)
+    image_id = eng.images.resolve("busybox")
+    top = eng.images.layer_chain(image_id)[-1][7:]
+    changes = eng.driver().changes(eng.containers.resolve("writer"))
+    got = {(c.path, c.kind.letter) for c in changes}
+    assert {("/newfile", "A"), ("/etc/passwd", "C"), ("/etc/group", "D")} <= got
+    layer_files = eng.driver().changes(top)
+    assert all(c.kind.letter == "A" for c in layer_files)
+    assert not any(c.path == "/newfile" for c in layer_files)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["sh", "-c", "exit 3"], 3),
+        (["no-such-command"], 127),
+        (["/etc/passwd"], 126),
+        (["sh", "-c", "kill -9 $$"], 137),
+    ],
+)
+def test_exit_codes(pydock, args, code):
+    res = pydock("run", "--rm", "busybox", *args)
+    assert res.returncode == code, res.stderr
+    if code in (126, 127):
+        err = res.stderr.decode().strip()
+        assert err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_unknown_image_is_125_one_line(pydock):
+    res = pydock("run", "--rm", "no-such-image:1.0", "true")
+    assert res.returncode == 125
+    err = res.stderr.decode().strip()
+    assert "no-such-image" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_flag_is_125(pydock):
+    res = pydock("run", "--no-such-flag", "busybox", "true")
+    assert res.returncode == 125
+    assert "Traceback" not in res.stderr.decode()
+
+
+def test_env_workdir_user_entrypoint(pydock):
+    out = pydock.out(
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; echo $HOSTNAME",
+    )
+    foo, cwd, uid, gid, hostname = out.split("\n")[:5]
+    assert (foo, cwd, uid, gid) == ("bar", "/tmp", "65534", "65534")
+    assert len(hostname) == 12
+    out = pydock.out("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint")
+    assert out == "via entrypoint\n"
+
+
+def test_capabilities_are_dockers_default(pydock):
+    out = pydock.out("run", "--rm", "busybox", "grep", "CapEff", "/proc/self/status")
+    # Docker's default set: chown dac_override fowner fsetid kill setgid setuid setpcap
+    # net_bind_service net_raw sys_chroot mknod audit_write setfcap
+    assert out.split()[1] == "00000000a80425fb"
+
+
+def test_masked_and_readonly_paths(pydock):
+    res = pydock(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname && echo wrote",
+    )
+    out = res.stdout.decode().split()
+    assert out[0] == "0"
+    assert "wrote" not in out
+
+
+def test_ps_logs_inspect_for_kept_container(pydock):
+    pydock("run", "--name", "kept", "busybox", "sh", "-c", "echo out; echo err >&2; exit 2")
+    ps = pydock.out("ps", "-a").splitlines()
+    assert ps[0].split() == [
+        "CONTAINER",
+        "ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    assert "Exited (2)" in ps[1] and ps[1].endswith("kept")
+    assert pydock.out("ps").splitlines()[1:] == []
+    logs = pydock("logs", "kept")
+    assert logs.stdout == b"out\n" and logs.stderr == b"err\n"
+    info = json.loads(pydock.out("inspect", "kept"))[0]
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 2
+    assert info["Name"] == "/kept" and info["GraphDriver"]["Name"] == pydock.driver
+    dup = pydock("run", "--name", "kept", "busybox", "true")
+    assert dup.returncode == 125 and b"already in use" in dup.stderr
+    pydock("rm", "kept", check=True)
+    assert pydock.out("ps", "-aq") == ""
+
+
+def test_create_then_start(pydock):
+    cid = pydock.out("create", "--name", "later", "busybox", "sh", "-c", "echo started").strip()
+    assert json.loads(pydock.out("inspect", cid))[0]["State"]["Status"] == "created"
+    pydock("start", "-a", "later", check=True)
+    assert pydock.out("logs", "later") == "started\n"
+
+
+def test_sigkill_during_run_is_recovered(pydock, scratch):
+    import subprocess
+
+    from helpers import PYDOCK
+
+    before = Snapshot.take()
+    proc = subprocess.Popen(
+        [
+            PYDOCK,
+            "--root",
+            str(pydock.root),
+            "--storage-driver",
+            pydock.driver,
+            "run",
+            "--name",
+            "victim",
+            "busybox",
+            "sleep",
+            "60",
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        res = pydock("inspect", "--format", "{{.State.Status}}", "victim")
+        if res.stdout.strip() == b"running":
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    # the next command notices the owner is gone and finishes the container
+    ps = pydock.out("ps", "-a")
+    assert "Exited (255)" in ps
+    after = Snapshot.take()
+    assert [x for x in after.leaked_since(before) if "pydock" in x or "mounts" in x] == []
+    assert no_mounts_under(pydock.root)
+    pydock("rm", "victim", check=True)
+    assert pydock.out("run", "--rm", "busybox", "echo", "ok") == "ok\n"
