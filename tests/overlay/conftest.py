@@ -1,0 +1,57 @@
+"""Fixtures for the overlay2 tests: a driver on a scratch home, and a mount guard.
+
+The guard runs after every test, passed or failed: whatever is still mounted below the
+test's scratch directory is unmounted (deepest first) and the test is failed for leaking it,
+so one broken test cannot leave mounts behind for the rest of the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydock.drivers.base import DriverOptions
+from pydock.nsutil import syscalls as sc
+from pydock.overlay.driver import Overlay2Driver
+
+
+def mounts_below(root: Path) -> list[str]:
+    """Mount points at or below ``root`` from /proc/self/mountinfo, deepest first."""
+    prefix = str(root).rstrip("/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                out.append(point)
+    return sorted(out, key=len, reverse=True)
+
+
+@pytest.fixture
+def mount_guard(scratch: Path) -> Iterator[Path]:
+    yield scratch
+    leftover = mounts_below(scratch)
+    for point in leftover:
+        sc.umount(point, sc.MNT_DETACH)
+    assert not leftover, f"test left mounts behind: {leftover}"
+
+
+@pytest.fixture
+def make_driver(mount_guard: Path) -> Iterator[Callable[..., Overlay2Driver]]:
+    """Build drivers on ``<scratch>/overlay2``; their cleanup() runs before the guard."""
+    made: list[Overlay2Driver] = []
+
+    def make(home: Path | None = None, **options: str) -> Overlay2Driver:
+        d = Overlay2Driver(home or mount_guard / "overlay2", DriverOptions(dict(options)))
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.cleanup()
+
+
+@pytest.fixture
+def driver(make_driver: Callable[..., Overlay2Driver]) -> Overlay2Driver:
+    return make_driver()
