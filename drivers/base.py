@@ -96,7 +96,7 @@ class Driver(abc.ABC):
         self.options = options or DriverOptions()
 
     # -- host support ------------------------------------------------------------------
-    @classmethod
+    @classmethod  # noqa: B027 - optional hook; the default says "supported"
     def probe(cls, home: str | Path) -> None:
         """Raise :class:`NotSupported` with the reason if this host cannot run the driver.
 
@@ -191,7 +191,7 @@ class Driver(abc.ABC):
         """``GraphDriver.Data`` of ``docker inspect`` (overlay: LowerDir, UpperDir, ...)."""
         return {}
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> None:  # noqa: B027 - optional hook, default: nothing mounted
         """Unmount everything this driver mounted in this process (engine shutdown)."""
 
     def walk_layers(self) -> Iterator[str]:
