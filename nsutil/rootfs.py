@@ -321,6 +321,18 @@ def mount_entry(root: str, m: dict) -> None:
     dest = m.get("destination")
     if not dest or not dest.startswith("/"):
         raise ValueError(f"mount destination must be absolute: {dest!r}")
+    try:
+        _mount_entry(root, dest, m)
+    except OSError as e:
+        what = m.get("type") or "bind"
+        if e.strerror and "/proc/self/fd/" not in e.strerror:
+            msg = f"mount {what} on {dest}: {e.strerror}"
+        else:  # the pinned fd path means nothing to the user; name the destination
+            msg = f"mount {what} on {dest}: {os.strerror(e.errno or 0)}"
+        raise OSError(e.errno, msg, dest) from None
+
+
+def _mount_entry(root: str, dest: str, m: dict) -> None:
     opts = parse_options(m.get("options"))
     fstype = m.get("type") or None
     source = m.get("source")

@@ -1,0 +1,144 @@
+"""Shared by the nsutil tests: a busybox rootfs and a Docker-like runtime spec."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+BUSYBOX = Path("/bin/busybox")
+APPLETS = ("sh", "echo", "cat", "hostname", "ls", "mount", "id", "wc", "pwd", "touch", "true",
+           "sleep", "head", "tail", "sed")  # fmt: skip
+
+# Docker's defaults (moby oci/defaults.go), as a realistic input.
+DOCKER_CAPS = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def make_busybox_rootfs(root: Path) -> Path:
+    """A one-binary rootfs: static busybox plus applet symlinks."""
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for applet in APPLETS:
+        os.symlink("busybox", root / "bin" / applet)
+    for d in ("proc", "sys", "dev", "etc", "tmp"):
+        (root / d).mkdir()
+    return root
+
+
+def docker_like_spec(rootfs: Path, args: list[str], **process_overrides) -> dict:
+    """A minimal config.json shaped like the one Docker/containerd hand to runc."""
+    process = {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/"],
+        "cwd": "/",
+        "capabilities": {
+            "bounding": DOCKER_CAPS,
+            "effective": DOCKER_CAPS,
+            "permitted": DOCKER_CAPS,
+        },
+        "noNewPrivileges": True,
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "oomScoreAdj": 0,
+    }
+    process.update(process_overrides)
+    return {
+        "ociVersion": "1.1.0",
+        "process": process,
+        "root": {"path": str(rootfs), "readonly": False},
+        "hostname": "pdtest-box",
+        "mounts": [
+            {
+                "destination": "/proc",
+                "type": "proc",
+                "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": [
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                    "gid=5",
+                ],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["ro", "nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+        ],  # fmt: skip
+        "linux": {
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "mount"},
+                {"type": "uts"},
+                {"type": "ipc"},
+                {"type": "network"},
+                {"type": "cgroup"},
+            ],
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }
