@@ -289,12 +289,13 @@ def _mount_cgroup(root: str, target: str, opts: MountOptions) -> None:
     the same controllers yields the same hierarchy, rooted at our cgroup namespace.
     """
     flags = opts.flags & ~(L.MS_BIND | L.MS_REC)
+    mounts = _parse_mountinfo()
     hier = [
         (mnt, fstype, superopts)
-        for mnt, fstype, _src, superopts in _parse_mountinfo()
+        for mnt, fstype, _src, superopts in mounts
         if fstype in ("cgroup", "cgroup2") and os.path.dirname(mnt) == "/sys/fs/cgroup"
     ]
-    top = [m for m in _parse_mountinfo() if m[0] == "/sys/fs/cgroup"]
+    top = [m for m in mounts if m[0] == "/sys/fs/cgroup"]
     if top and top[-1][1] == "cgroup2":
         with _pinned(root, target) as t:
             sc.mount("cgroup2", t, "cgroup2", flags)
