@@ -12,6 +12,7 @@ import os
 from .errors import CgroupError
 
 _CHUNK = 65536
+_PAGE = 4096
 
 
 def write(path: str, value: str) -> None:
@@ -45,8 +46,14 @@ def try_write(path: str, value: str) -> bool:
     return True
 
 
-def read(path: str) -> str:
-    """The whole file. kernfs seq files may return short reads, so read until EOF."""
+def read(path: str, *, to_eof: bool = False) -> str:
+    """The whole file.
+
+    cgroup files are seq files: a read fills the buffer with whole records (lines, far
+    shorter than a page) as long as there are any, so a read that comes back more than a
+    page short is the end and the usual extra read(2) is saved. ``to_eof`` reads until
+    read(2) returns nothing, for files whose records may be long (mountinfo).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -55,9 +62,9 @@ def read(path: str) -> str:
         chunks = []
         while True:
             b = os.read(fd, _CHUNK)
-            if not b:
-                break
             chunks.append(b)
+            if not b or (not to_eof and len(b) <= _CHUNK - _PAGE):
+                break
         return b"".join(chunks).decode()
     except OSError as e:
         raise CgroupError(f"cannot read {path}: {e.strerror}") from e

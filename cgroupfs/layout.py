@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from . import fsio
 from .errors import CgroupError
 
 UNIFIED = "unified"
@@ -110,12 +111,7 @@ def detect(mountinfo: str = DEFAULT_MOUNTINFO) -> Layout:
     global _cached
     if mountinfo == DEFAULT_MOUNTINFO and _cached is not None:
         return _cached
-    try:
-        with open(mountinfo) as f:
-            text = f.read()
-    except OSError as e:
-        raise CgroupError(f"cannot read {mountinfo}: {e.strerror}") from e
-    layout = parse_mountinfo(text)
+    layout = parse_mountinfo(fsio.read(mountinfo, to_eof=True))
     if mountinfo == DEFAULT_MOUNTINFO:
         _cached = layout
     return layout
@@ -141,12 +137,7 @@ def parse_proc_cgroup(text: str) -> dict[str, str]:
 
 def own_paths(pid: int | str = "self") -> dict[str, str]:
     """Where ``pid`` sits in each hierarchy, e.g. {"memory": "/process_api/ab12", "cpu": "/"}."""
-    path = f"/proc/{pid}/cgroup"
-    try:
-        with open(path) as f:
-            return parse_proc_cgroup(f.read())
-    except OSError as e:
-        raise CgroupError(f"cannot read {path}: {e.strerror}") from e
+    return parse_proc_cgroup(fsio.read(f"/proc/{pid}/cgroup"))
 
 
 def describe(layout: Layout | None = None) -> list[tuple[str, str]]:

@@ -70,7 +70,14 @@ def _memory(paths: dict[str, str], mem: dict, note: Note) -> None:
             if swap > 0:
                 note("memory.swap needs swap accounting (memory.memsw.* is missing)")
     elif lim:
-        fsio.write(*lim)
+        try:
+            fsio.write(*lim)
+        except CgroupError as e:
+            if isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EINVAL:
+                raise CgroupError(
+                    f"{e} (the memory+swap limit is lower: set memory.swap as well)"
+                ) from e.__cause__
+            raise
     if given(mem.get("reservation")):
         fsio.write(f"{d}/memory.soft_limit_in_bytes", _limit(mem["reservation"]))
     if mem.get("disableOOMKiller"):

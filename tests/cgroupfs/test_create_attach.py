@@ -121,3 +121,13 @@ def test_v2_fd_is_the_unified_dir(hybrid: Layout, make_cgroup):
         assert (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino)
     finally:
         os.close(fd)
+
+
+def test_destroy_removes_child_cgroups_made_inside_the_leaf(hybrid: Layout, make_cgroup):
+    cg = make_cgroup()
+    # What a container with its own cgroup namespace may do inside its cgroup.
+    inner = [f"{cg.paths['unified']}/inner", f"{cg.paths['memory']}/inner/deeper"]
+    for d in inner:
+        os.makedirs(d)
+    cg.destroy()
+    assert not cg.exists()

@@ -39,6 +39,8 @@ def test_memory_limit_swap_reservation(hybrid: Layout, make_cgroup):
     assert cg.stats().memory_limit == 256 * MiB
     with pytest.raises(CgroupError, match=r"memory.swap .* must be >= memory.limit"):
         cg.apply({"memory": {"limit": 64 * MiB, "swap": 32 * MiB}})
+    with pytest.raises(CgroupError, match=r"Invalid argument .*set memory.swap as well\)$"):
+        cg.apply({"memory": {"limit": 1024 * MiB}})
 
 
 def test_cpu_shares_quota_period_and_cpuset(hybrid: Layout, make_cgroup):
