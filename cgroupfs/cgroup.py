@@ -357,7 +357,7 @@ class Cgroup:
                     return
                 # Child cgroups the container made inside our leaf are ours to remove.
                 for sub in subdirs:
-                    Cgroup._remove(self, sub, True, deadline)
+                    self._remove(sub, True, deadline)
                 continue
             if time.monotonic() >= deadline:
                 raise CgroupError(f"cgroup {d} is still busy (members exiting?)")
