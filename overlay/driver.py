@@ -22,10 +22,12 @@ last ``put`` of a writable layer -- in ``<id>/usage.json``, never measured on de
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
+import tarfile
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -160,18 +162,28 @@ class Overlay2Driver(Driver):
 
     def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> int:
         p = self.layout.existing(id)
-        if self.layout.parent_of(id) != parent:
+        if parent is not None and self.layout.parent_of(id) != parent:
             raise DriverError(f"overlay2: layer {id!r} was not created on {parent!r}")
+        if self.refs.count(id) > 0:
+            raise LayerInUse(f"overlay2: layer {id!r} is mounted; cannot apply a diff to it")
         if any(os.scandir(p.diff)):
             raise DriverError(f"overlay2: layer {id!r} already has content")
         # Unpack beside the layer, then swap it in for the empty diff dir with one rename
-        # (rename(2) may replace an empty directory): a failed or interrupted apply leaves
-        # the layer empty, never half-filled.
-        with TempDir(self.home, id) as tmp:
-            os.chmod(tmp.path, 0o755)
-            size = apply_tar(stream, tmp.path, whiteouts=OverlayWhiteouts())
-            tmp.commit(p.diff)
-        self._record_usage(p)
+        # (rename(2) may replace an empty directory). A bad tar removes the layer, as
+        # Docker's layer store does, so the store never holds a half-applied layer.
+        try:
+            with TempDir(self.home, id) as tmp:
+                os.chmod(tmp.path, 0o755)
+                try:
+                    size = apply_tar(stream, tmp.path, whiteouts=OverlayWhiteouts())
+                except tarfile.TarError as e:  # e.g. not a tar at all (raised on open)
+                    raise DriverError(f"overlay2: invalid layer tar for {id!r}: {e}") from None
+                tmp.commit(p.diff)
+            self._record_usage(p)
+        except BaseException:
+            with contextlib.suppress(DriverError, OSError):
+                self.remove(id)
+            raise
         return size
 
     def remove(self, id: str) -> None:

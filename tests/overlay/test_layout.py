@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -105,6 +106,14 @@ def test_apply_diff_refuses_wrong_parent_and_nonempty(driver):
     driver.create("b", "a")
 
     with pytest.raises(DriverError):
-        driver.apply_diff("b", None, layer_tar(("g", b"y")))
+        driver.apply_diff("b", "nope", layer_tar(("g", b"y")))
     with pytest.raises(DriverError):
         driver.apply_diff("a", None, layer_tar(("g", b"y")))
+
+
+def test_failed_apply_leaves_no_layer(driver):
+    driver.create("bad", None)
+    with pytest.raises(DriverError):
+        driver.apply_diff("bad", None, io.BytesIO(b"this is not a tar" * 100))
+    assert not driver.exists("bad")
+    assert [n for n in os.listdir(driver.home) if n.startswith(".tmp-")] == []
