@@ -41,11 +41,9 @@ import errno
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Iterable
-from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydock.drivers.base import Change, ChangeKind, DriverError, UnsafeLayer
 from pydock.drivers.safefs import SafeRoot, remove_at, split_member_name
@@ -70,6 +68,12 @@ from pydock.drivers.whiteouts import (
     WhiteoutHandler,
     WhiteoutReader,
 )
+
+if TYPE_CHECKING:
+    import tarfile
+
+# tarfile and decimal are imported where layers are read or written, not at import time:
+# `pydock run` loads this module (via the driver) but only creates and mounts layers.
 
 __all__ = [
     "apply_tar",
@@ -115,6 +119,8 @@ def apply_tar(
 
 def _pax_ns(member: tarfile.TarInfo, key: str, fallback: float) -> int:
     # PAX keeps the full decimal string; TarInfo.mtime is a float that loses nanoseconds.
+    from decimal import Decimal
+
     raw = member.pax_headers.get(key)
     if raw is not None:
         try:
@@ -144,18 +150,20 @@ class _Applier:
         self.size = 0
 
     def run(self, stream: BinaryIO) -> int:
-        with (
-            SafeRoot(self.dest) as self.root,
-            tarfile.open(
-                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
-            ) as tar,
-        ):
-            try:
+        import tarfile
+
+        try:
+            with (
+                SafeRoot(self.dest) as self.root,
+                tarfile.open(
+                    fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+                ) as tar,
+            ):
                 for member in tar:
                     self._member(tar, member)
-            except tarfile.TarError as e:
-                raise DriverError(f"invalid layer tar: {e}") from None
-            self._set_dir_times()
+                self._set_dir_times()
+        except tarfile.TarError as e:
+            raise DriverError(f"invalid layer tar: {e}") from None
         return self.size
 
     # -- one entry -----------------------------------------------------------------------
@@ -369,6 +377,8 @@ def write_tar(
 
 class _Writer:
     def __init__(self, out: BinaryIO, root: Path, reader: WhiteoutReader | None) -> None:
+        import tarfile
+
         self.root = root
         self.reader = reader
         self.tar = tarfile.open(  # noqa: SIM115 - closed by write_tar
@@ -401,11 +411,15 @@ class _Writer:
         self._marker(f"{head}/{WHITEOUT_PREFIX}{name}" if head else f"{WHITEOUT_PREFIX}{name}")
 
     def _marker(self, name: str) -> None:
+        import tarfile
+
         ti = tarfile.TarInfo(name)
         ti.type, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = tarfile.REGTYPE, 0o644, 0, 0, "", ""
         self.tar.addfile(ti)
 
     def entry(self, rel: str, st: os.stat_result | None = None) -> dict[str, bytes]:
+        import tarfile
+
         path = self.root / rel
         if st is None:
             st = os.lstat(path)

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ TEMP_PREFIX = ".tmp-"
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Replace ``path`` with ``obj`` as JSON so readers see the old or the new file, never half."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "w") as f:
             json.dump(obj, f, sort_keys=True)
@@ -124,7 +123,7 @@ class TempDir:
 
     def __init__(self, home: str | os.PathLike[str], id: str) -> None:
         self.home = Path(home)
-        self.path = self.home / f"{TEMP_PREFIX}{id}-{secrets.token_hex(4)}"
+        self.path = self.home / f"{TEMP_PREFIX}{id}-{os.urandom(4).hex()}"
         self._fd = -1
         self.committed = False
 

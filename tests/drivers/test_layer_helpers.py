@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from layertar import E, d, f, hard, opaque, snapshot, sym, tar_bytes, tar_stream, whiteout
-from pydock.drivers.base import Change, ChangeKind, UnsafeLayer
+from pydock.drivers.base import Change, ChangeKind, DriverError, UnsafeLayer
 from pydock.drivers.layers import (
     DeletingWhiteouts,
     OverlayWhiteoutReader,
@@ -181,3 +181,11 @@ def test_refcounts_across_processes(scratch: Path) -> None:
 def _mk(p: Path) -> Path:
     p.mkdir()
     return p
+
+
+@pytest.mark.parametrize(
+    "data", [b"this is not a tar" * 100, tar_bytes(f("f", b"x" * 5000))[:2000]]
+)
+def test_garbage_or_truncated_tar_is_a_driver_error(scratch: Path, data: bytes) -> None:
+    with pytest.raises(DriverError, match="invalid layer tar"):
+        apply_tar(io.BytesIO(data), _mk(scratch / "l"), whiteouts=DeletingWhiteouts())
