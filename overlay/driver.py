@@ -25,10 +25,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 import tarfile
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
@@ -197,13 +195,13 @@ class Overlay2Driver(Driver):
             if mnt.is_mountpoint(str(p.merged)):
                 mnt.unmount(str(p.merged))  # left by a process that died holding it
             short = self.layout.short_name(id)
-            # Rename first so the layer vanishes atomically; a crash leaves a .tmp- dir that
-            # cleanup_temp_dirs removes, and at worst a dangling l/ link.
-            doomed = Path(tempfile.mkdtemp(prefix=f".tmp-rm-{id}-", dir=self.home))
-            os.rename(p.dir, doomed / "layer")
-            (self.layout.link_dir / short).unlink(missing_ok=True)
-            ref.count = 0
-        shutil.rmtree(doomed, ignore_errors=True)
+            # Rename first so the layer vanishes atomically, into a locked temp dir that is
+            # deleted on the way out; a crash leaves it for cleanup_temp_dirs, and at worst a
+            # dangling l/ link.
+            with TempDir(self.home, id) as tmp:
+                os.rename(p.dir, tmp.path / "layer")
+                (self.layout.link_dir / short).unlink(missing_ok=True)
+                ref.count = 0
         self.refs.discard(id)
 
     def _children(self, id: str) -> list[str]:
