@@ -308,13 +308,11 @@ class Engine:
                     self._discard(rec)  # its creation was interrupted
                 elif st["Status"] == "running":
                     from ..cgroupfs import Cgroup
+                    from .runtime import Running, stop_cgroup
 
-                    bundle = self.bundle(rec)
-                    cg = Cgroup(bundle["linux"]["cgroupsPath"])
+                    cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"])
                     if cg.exists():
-                        if cg.procs():
-                            cg.kill(signal.SIGKILL)
-                        cg.destroy()
+                        stop_cgroup(Running(0, cg))
                     self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
                 else:  # a start that died before its container ran
                     self.release(rec)

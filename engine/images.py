@@ -228,7 +228,11 @@ class ImageStore:
                     f"layer digest mismatch: expected {diff_id}, got {reader.digest()}"
                 )
         except BaseException:
-            driver.remove(layer_id)
+            # A driver may already have removed the layer (overlay2 and vfs do when
+            # apply_diff fails); removing it again would raise LayerNotFound and hide the
+            # real error (an unsafe entry, a bad tar) behind "no layer ...".
+            if driver.exists(layer_id):
+                driver.remove(layer_id)
             raise
         db = self._layerdb(driver.name)
         db.mkdir(parents=True, exist_ok=True)

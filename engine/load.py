@@ -50,10 +50,12 @@ class Source(Protocol):
 class TarSource:
     def __init__(self, path: str) -> None:
         try:
-            self.tar = tarfile.open(path, "r:")
+            self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - lives as long as the source
+            # getmembers reads every header, so a truncated archive fails here, not later
+            members = self.tar.getmembers()
         except (tarfile.TarError, OSError) as e:
             raise InvalidInput(f"invalid archive {path}: {e}") from None
-        self.members = {posixpath.normpath(m.name): m for m in self.tar.getmembers() if m.isfile()}
+        self.members = {posixpath.normpath(m.name): m for m in members if m.isfile()}
 
     def exists(self, name: str) -> bool:
         return posixpath.normpath(name) in self.members

@@ -39,6 +39,7 @@ class Pydock:
 @pytest.fixture(params=DRIVERS)
 def pydock(request, scratch: Path) -> Iterator[Pydock]:
     p = Pydock(scratch / "root", request.param)
+    p("image", "bootstrap", check=True)
     try:
         yield p
     finally:
@@ -48,6 +49,7 @@ def pydock(request, scratch: Path) -> Iterator[Pydock]:
 @pytest.fixture
 def overlay_pydock(scratch: Path) -> Iterator[Pydock]:
     p = Pydock(scratch / "root", "overlay2")
+    p("image", "bootstrap", check=True)
     try:
         yield p
     finally:

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets pydock up on a fresh Debian 12 machine, as root: the system packages it uses, a
+# virtual environment in .venv and pydock installed into it (with the test tools when
+# given --test). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: pydock manages namespaces, mounts and cgroups: run this as root" >&2
+    exit 1
+fi
+
+# busybox-static: the embedded default image; gcc + libffi-dev: the cffi module is
+# compiled at install time.
+packages=(busybox-static gcc libffi-dev python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "setup: pydock needs Python >= 3.11 ($python is $("$python" -V 2>&1))" >&2
+    exit 1
+}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/pip install -q --upgrade pip setuptools wheel
+if [ $want_tests = 1 ]; then
+    .venv/bin/pip install -q '.[test]'
+else
+    .venv/bin/pip install -q .
+fi
+.venv/bin/pydock --version >/dev/null
