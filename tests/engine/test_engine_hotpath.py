@@ -1,0 +1,67 @@
+"""The start path's rules (ARCHITECTURE.md): ``pydock run`` loads only the standard
+library, pydock itself and the compiled cffi module, and starts no subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from helpers import VENV_BIN
+
+PROBE = """
+import json, subprocess_guard, sys
+from pydock.engine.cli import main
+code = main(sys.argv[1:])
+mods = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"code": code, "mods": mods, "spawned": subprocess_guard.spawned}))
+"""
+
+# Fails loudly if anything on the path tries to start a program.
+GUARD = """
+import os
+spawned = []
+def _no(*a, **k):
+    spawned.append(repr(a[:2]))
+    raise AssertionError("subprocess on the start path")
+os.posix_spawn = os.posix_spawnp = _no
+import _posixsubprocess
+_posixsubprocess.fork_exec = _no
+"""
+
+
+def test_run_loads_only_stdlib_and_cffi(overlay_pydock, scratch):
+    (scratch / "subprocess_guard.py").write_text(GUARD)
+    res = subprocess.run(
+        [
+            str(VENV_BIN / "python"),
+            "-c",
+            PROBE,
+            "--root",
+            str(overlay_pydock.root),
+            "--storage-driver",
+            "overlay2",
+            "run",
+            "--rm",
+            "busybox",
+            "true",
+        ],
+        capture_output=True,
+        cwd=scratch,
+        env={"PYTHONPATH": str(scratch), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout.decode().strip().splitlines()[-1])
+    assert report["code"] == 0 and report["spawned"] == []
+    # __main__ is the probe; _distutils_hack is setuptools' .pth hook, loaded by site
+    allowed = set(sys.stdlib_module_names) | {
+        "pydock",
+        "_cffi_backend",
+        "subprocess_guard",
+        "__main__",
+        "_distutils_hack",
+    }
+    foreign = [m for m in report["mods"] if m not in allowed and not m.startswith("__editable__")]
+    assert foreign == []
+    assert "subprocess" not in report["mods"]
