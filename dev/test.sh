@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dev/setup.sh --test
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest tests "$@"
+# the pytest script, not "python -m pytest": that would put the checkout first on sys.path,
+# where pydock/ holds only the top package and not the installed subpackages
+exec .venv/bin/pytest tests "$@"

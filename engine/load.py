@@ -21,6 +21,7 @@ import json
 import os
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -143,11 +144,28 @@ class _VerifiedBlob:
         self.raw.close()
 
 
+class _Gunzip:
+    """A gzip'ed layer read as its tar; a broken stream is bad input, reported in one line.
+
+    GzipFile raises EOFError for a stream cut short and zlib.error for corrupt data, neither
+    of which the CLI would otherwise print as an error message.
+    """
+
+    def __init__(self, g: gzip.GzipFile) -> None:
+        self.g = g
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.g.read(n)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise InvalidInput(f"invalid gzip-compressed layer: {e}") from None
+
+
 @contextlib.contextmanager
 def _decompressed(stream: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
     if media_type.endswith("gzip") or _is_gzip(stream):
         with gzip.GzipFile(fileobj=stream) as g:  # type: ignore[arg-type]
-            yield g  # type: ignore[misc]
+            yield _Gunzip(g)  # type: ignore[misc]
     elif media_type.endswith("zstd"):
         raise InvalidInput("zstd-compressed layers are not supported yet")
     else:
