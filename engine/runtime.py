@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from ..cgroupfs import Cgroup
 from ..nsutil.spawn import spawn
 
-DEFAULT_PARENT = "pydock"  # containers' cgroups nest under <own cgroup>/pydock/<id>
 FORWARDED_SIGNALS = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -47,7 +46,7 @@ def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
     (nsutil.SpawnError carries Docker's 125/126/127).
     """
     linux = spec.get("linux") or {}
-    cg = Cgroup(linux.get("cgroupsPath") or f"{DEFAULT_PARENT}/anonymous")
+    cg = Cgroup(linux.get("cgroupsPath") or "pydock-anonymous")
     cg.create()
     try:
         resources = linux.get("resources")
@@ -94,23 +93,6 @@ def _drain(cg: Cgroup) -> None:
     if cg.exists() and cg.procs():
         cg.kill(signal.SIGKILL)
     cg.destroy()
-    _remove_default_parent(cg)
-
-
-def _remove_default_parent(cg: Cgroup) -> None:
-    """Remove the engine's shared ``pydock`` parent cgroups once the last container is gone.
-
-    Racing a concurrent start is safe: rmdir fails (EBUSY/ENOTEMPTY) while another
-    container's cgroup is inside, and a start that finds the parent gone makes it again.
-    A ``--cgroup-parent`` belongs to the user and is left alone.
-    """
-    for leaf in cg.paths.values():
-        parent = os.path.dirname(leaf)
-        if os.path.basename(parent) == DEFAULT_PARENT:
-            try:
-                os.rmdir(parent)
-            except OSError:
-                pass
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Python children of the tests (python -c ...) must import the installed pydock, not the
+# checkout's pydock/ folder (which holds only the top package) from their working directory.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 from leaks import Snapshot  # noqa: E402
 

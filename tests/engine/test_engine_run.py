@@ -54,13 +54,13 @@ def test_container_cgroup_seen_from_host(pydock):
     assert info["State"]["Running"] is True
     pid = info["State"]["Pid"]
     cgroups = Path(f"/proc/{pid}/cgroup").read_text()
-    assert f"pydock/{cid}" in cgroups
+    assert f"pydock-{cid}" in cgroups
     mem = [ln for ln in cgroups.splitlines() if ":memory:" in ln][0]
     own_mem = [ln for ln in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in ln][
         0
     ]
     # nested under the caller's own memory cgroup
-    assert mem.split(":", 2)[2].startswith(own_mem.split(":", 2)[2].rstrip("/") + "/pydock/")
+    assert mem.split(":", 2)[2].startswith(own_mem.split(":", 2)[2].rstrip("/") + "/pydock-")
     pydock("rm", "-f", cid, check=True)
     assert (
         not Path(f"/proc/{pid}").exists() or "pydock" not in Path(f"/proc/{pid}/cgroup").read_text()
