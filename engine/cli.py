@@ -596,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
         return code_for_engine_errors
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if a.log_level == "debug":
+            raise
+        eprint(f"pydock: {type(e).__name__}: {e}" if not str(e) else f"pydock: {e}")
+        return 125 if a.cmd in ("run", "create") else 1
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
     """
     linux = spec.get("linux") or {}
     cg = Cgroup(linux.get("cgroupsPath") or "pydock-anonymous")
-    cg.create()
     try:
+        cg.create()
         resources = linux.get("resources")
         if resources:
             cg.apply(resources)

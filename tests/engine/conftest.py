@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_pydock
+from helpers import PYDOCK, run_pydock
 
 DRIVERS = ["overlay2", "vfs"]
 
@@ -25,6 +26,12 @@ class Pydock:
                 f"pydock {' '.join(args)} exited {res.returncode}: {res.stderr.decode()}"
             )
         return res
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        """Start ``pydock ARGS`` in the background (the caller waits for or kills it)."""
+        return subprocess.Popen(
+            [PYDOCK, "--root", str(self.root), "--storage-driver", self.driver, *args]
+        )
 
     def out(self, *args: str, **kw) -> str:
         return self(*args, check=True, **kw).stdout.decode()

@@ -128,25 +128,15 @@ def _wait_running(pydock, name: str) -> dict:
 
 def test_killed_container_exits_128_plus_signal(pydock):
     import signal
-    import subprocess
 
-    from helpers import PYDOCK
-
-    proc = subprocess.Popen(
-        [
-            PYDOCK,
-            "--root",
-            str(pydock.root),
-            "--storage-driver",
-            pydock.driver,
-            "run",
-            "--rm",
-            "--name",
-            "k9",
-            "busybox",
-            "sleep",
-            "60",
-        ]
+    proc = pydock.popen(
+        "run",
+        "--rm",
+        "--name",
+        "k9",
+        "busybox",
+        "sleep",
+        "60",
     )
     info = _wait_running(pydock, "k9")
     os.kill(info["State"]["Pid"], signal.SIGKILL)  # the container's PID 1, started by us
@@ -155,26 +145,16 @@ def test_killed_container_exits_128_plus_signal(pydock):
 
 def test_signals_are_forwarded(pydock):
     import signal
-    import subprocess
 
-    from helpers import PYDOCK
-
-    proc = subprocess.Popen(
-        [
-            PYDOCK,
-            "--root",
-            str(pydock.root),
-            "--storage-driver",
-            pydock.driver,
-            "run",
-            "--rm",
-            "--name",
-            "trap",
-            "busybox",
-            "sh",
-            "-c",
-            "trap 'exit 42' TERM; while true; do sleep 0.1; done",
-        ]
+    proc = pydock.popen(
+        "run",
+        "--rm",
+        "--name",
+        "trap",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; while true; do sleep 0.1; done",
     )
     _wait_running(pydock, "trap")
     time.sleep(0.3)  # let the shell install its trap
@@ -272,32 +252,16 @@ def test_create_then_start(pydock):
 
 
 def test_sigkill_during_run_is_recovered(pydock, scratch):
-    import subprocess
-
-    from helpers import PYDOCK
-
     before = Snapshot.take()
-    proc = subprocess.Popen(
-        [
-            PYDOCK,
-            "--root",
-            str(pydock.root),
-            "--storage-driver",
-            pydock.driver,
-            "run",
-            "--name",
-            "victim",
-            "busybox",
-            "sleep",
-            "60",
-        ]
+    proc = pydock.popen(
+        "run",
+        "--name",
+        "victim",
+        "busybox",
+        "sleep",
+        "60",
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        res = pydock("inspect", "--format", "{{.State.Status}}", "victim")
-        if res.stdout.strip() == b"running":
-            break
-        time.sleep(0.05)
+    _wait_running(pydock, "victim")
     proc.kill()
     proc.wait()
     # the next command notices the owner is gone and finishes the container
