@@ -17,16 +17,8 @@ _PAGE = 4096
 
 def write(path: str, value: str) -> None:
     """Write ``value`` in one write(2), as the kernel expects one record per write."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise CgroupError(f"cannot open {path}: {e.strerror}") from e
-    try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}") from e
-    finally:
-        os.close(fd)
+    if not try_write(path, value):
+        raise CgroupError(f"cannot open {path}: No such file or directory")
 
 
 def try_write(path: str, value: str) -> bool:

@@ -37,6 +37,7 @@ DEFAULT_CAPS = [
 MASKED_PATHS = [
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",

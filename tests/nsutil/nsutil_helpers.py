@@ -6,42 +6,16 @@ import os
 import shutil
 from pathlib import Path
 
+from pydock.engine import spec as engine_spec
+
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "echo", "cat", "hostname", "ls", "mount", "id", "wc", "pwd", "touch", "true",
            "sleep", "head", "tail", "sed")  # fmt: skip
 
-# Docker's defaults (moby oci/defaults.go), as a realistic input.
-DOCKER_CAPS = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
-MASKED_PATHS = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-]
-READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# Docker's defaults, as the engine writes them into every spec: a realistic input.
+DOCKER_CAPS = list(engine_spec.DEFAULT_CAPS)
+MASKED_PATHS = list(engine_spec.MASKED_PATHS)
+READONLY_PATHS = list(engine_spec.READONLY_PATHS)
 
 
 def make_busybox_rootfs(root: Path) -> Path:
