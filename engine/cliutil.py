@@ -1,0 +1,42 @@
+"""What every command module shares: Docker-style argument errors, stderr lines, and the
+table of commands each module fills in through ``add_command``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+API_VERSION = "1.41"
+
+#: command name -> handler(engine, args) -> exit code, filled by the modules' setup()
+HANDLERS: dict[str, Callable] = {}
+
+
+class ArgError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as Docker does (one line, exit 125)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ArgError(f"{message}. See '{self.prog} --help'.")
+
+
+def eprint(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- run / create / start -------------------------------------------------------------------
+
+
+def add_command(sub, name: str, fn: Callable, aliases: tuple[str, ...] = ()) -> Parser:
+    """A subparser for ``name``; ``run``/``create`` keep ``-h`` for ``--hostname`` as Docker."""
+    takes_h = name in ("run", "create")
+    sp = sub.add_parser(name, aliases=list(aliases), add_help=not takes_h)
+    if takes_h:
+        sp.add_argument("--help", action="help")
+    for n in (name, *aliases):
+        HANDLERS[n] = fn
+    return sp

@@ -1,0 +1,212 @@
+"""Container commands: run, create, start, ps, rm, logs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..drivers.base import DriverError
+from .cliutil import add_command, eprint
+from .engine import Engine
+from .errors import EngineError, InvalidInput
+
+
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--entrypoint")
+    p.add_argument(
+        "--network",
+        "--net",
+        default="none",
+        help="none (loopback only) or host; bridge networking is not built yet",
+    )
+    p.add_argument("--cgroup-parent")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _run_options(a: argparse.Namespace):
+    from .spec import RunOptions
+
+    if a.tty:
+        raise InvalidInput("-t/--tty is not supported yet (no pty support in this build)", 125)
+    if a.network not in ("none", "host"):
+        raise InvalidInput(
+            f"network {a.network} is not supported yet: use --network none or host", 125
+        )
+    return RunOptions(
+        command=a.command,
+        entrypoint=a.entrypoint,
+        env=a.env,
+        workdir=a.workdir,
+        user=a.user,
+        hostname=a.hostname,
+        network=a.network,
+        cgroup_parent=a.cgroup_parent,
+    )
+
+
+def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
+    from . import monitor
+
+    opts = _run_options(a)
+    rec = engine.create(
+        a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True
+    )
+    if a.detach:
+        monitor.start_detached(engine, rec, mounted=True)
+        print(rec["Id"])
+        return 0
+    return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
+
+
+def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
+    rec = engine.create(a.image, _run_options(a), name=a.name, auto_remove=a.rm, progress=eprint)
+    print(rec["Id"])
+    return 0
+
+
+def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
+    from . import monitor
+
+    engine.reconcile()
+    failed = False
+    for ref in a.containers:
+        try:
+            rec = engine.containers.load(engine.containers.resolve(ref))
+            if rec["State"]["Status"] == "running":
+                print(ref)
+                continue
+            if a.attach:
+                return monitor.run_attached(engine, rec, interactive=a.interactive)
+            monitor.start_detached(engine, rec)
+            print(ref)
+        except EngineError as e:
+            eprint(f"Error response from daemon: {e}")
+            failed = True
+    if failed:
+        eprint("Error: failed to start containers: " + " ".join(a.containers))
+    return 1 if failed else 0
+
+
+# -- containers -----------------------------------------------------------------------------
+
+
+def _status(rec: dict) -> str:
+    from .containers import parse_time
+    from .format import since
+
+    st = rec["State"]
+    if st["Status"] == "running":
+        return f"Up {since(parse_time(st['StartedAt']))}"
+    if st["Status"] == "exited":
+        return f"Exited ({st['ExitCode']}) {since(parse_time(st['FinishedAt']))} ago"
+    return st["Status"].capitalize()
+
+
+def cmd_ps(engine: Engine, a: argparse.Namespace) -> int:
+    from .containers import parse_time
+    from .format import ellipsis, since, table
+
+    engine.reconcile()
+    recs = [r for r in engine.containers.all() if a.all or r["State"]["Status"] == "running"]
+    recs.sort(key=lambda r: r["Created"], reverse=True)
+    if a.quiet:
+        for r in recs:
+            print(r["Id"] if a.no_trunc else r["Id"][:12])
+        return 0
+    rows = []
+    for r in recs:
+        cmd = " ".join([r["Path"], *r["Args"]])
+        rows.append(
+            [
+                r["Id"] if a.no_trunc else r["Id"][:12],
+                r["Config"]["Image"],
+                json.dumps(cmd if a.no_trunc else ellipsis(cmd, 20), ensure_ascii=False),
+                f"{since(parse_time(r['Created']))} ago",
+                _status(r),
+                "",
+                r["Name"].lstrip("/"),
+            ]
+        )
+    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows))
+    return 0
+
+
+def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
+    engine.reconcile()
+    failed = False
+    for ref in a.containers:
+        try:
+            print(engine.remove(ref, force=a.force))
+        except (EngineError, DriverError) as e:
+            eprint(f"Error response from daemon: {e}")
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_logs(engine: Engine, a: argparse.Namespace) -> int:
+    import time
+
+    rec = engine.containers.load(engine.containers.resolve(a.container))
+    try:
+        f = open(rec["LogPath"], "rb")  # noqa: SIM115 - followed below
+    except FileNotFoundError:
+        return 0
+    with f:
+        lines = f.readlines()
+        if a.tail not in (None, "all"):
+            n = int(a.tail)
+            lines = lines[-n:] if n > 0 else []
+        while True:
+            for raw in lines:
+                entry = json.loads(raw)
+                out = sys.stdout if entry["stream"] == "stdout" else sys.stderr
+                out.write((entry["time"] + " " if a.timestamps else "") + entry["log"])
+                out.flush()
+            if not a.follow:
+                break
+            lines = f.readlines()
+            if not lines:
+                rec = engine.containers.load(rec["Id"])
+                if rec["State"]["Status"] != "running":
+                    lines = f.readlines()
+                    if not lines:
+                        break
+                time.sleep(0.1)
+    return 0
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def setup(sub) -> None:
+    """Register the container commands on the ``pydock`` subparsers."""
+    r = add_command(sub, "run", cmd_run)
+    r.add_argument("-d", "--detach", action="store_true")
+    _add_create_flags(r)
+    _add_create_flags(add_command(sub, "create", cmd_create))
+    s = add_command(sub, "start", cmd_start)
+    s.add_argument("-a", "--attach", action="store_true")
+    s.add_argument("-i", "--interactive", action="store_true")
+    s.add_argument("containers", nargs="+")
+    ps = add_command(sub, "ps", cmd_ps)
+    ps.add_argument("-a", "--all", action="store_true")
+    ps.add_argument("-q", "--quiet", action="store_true")
+    ps.add_argument("--no-trunc", action="store_true")
+    rm = add_command(sub, "rm", cmd_rm)
+    rm.add_argument("-f", "--force", action="store_true")
+    rm.add_argument("containers", nargs="+")
+    lg = add_command(sub, "logs", cmd_logs)
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.add_argument("-t", "--timestamps", action="store_true")
+    lg.add_argument("-n", "--tail")
+    lg.add_argument("container")

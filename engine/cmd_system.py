@@ -1,0 +1,167 @@
+"""System commands: inspect (containers and images), version, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from .. import __version__
+from .cliutil import API_VERSION, add_command, eprint
+from .engine import Engine
+from .errors import EngineError, NotFound
+
+
+def cmd_inspect(engine: Engine, a: argparse.Namespace) -> int:
+    out = []
+    failed = False
+    for ref in a.objects:
+        try:
+            out.append(_inspect_one(engine, ref, getattr(a, "type", None)))
+        except EngineError as e:
+            eprint(f"Error: No such object: {ref}" if isinstance(e, NotFound) else f"Error: {e}")
+            failed = True
+    if a.format:
+        for obj in out:
+            print(_go_template(a.format, obj))
+    else:
+        print(json.dumps(out, indent=4))
+    return 1 if failed else 0
+
+
+def _go_template(fmt: str, obj: dict) -> str:
+    """The ``{{.A.B}}`` and ``{{json .A}}`` subset of Docker's --format templates."""
+    import re
+
+    def value(path: str) -> object:
+        cur: object = obj
+        for part in [p for p in path.split(".") if p]:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        return cur
+
+    def sub(m: re.Match) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(value(expr[5:].strip()))
+        v = value(expr)
+        if isinstance(v, bool):
+            return str(v).lower()
+        return "<no value>" if v is None else str(v)
+
+    return re.sub(r"\{\{(.*?)\}\}", sub, fmt)
+
+
+def _inspect_one(engine: Engine, ref: str, kind: str | None) -> dict:
+    if kind in (None, "container"):
+        try:
+            rec = engine.containers.load(engine.containers.resolve(ref))
+        except NotFound:
+            if kind == "container":
+                raise
+        else:
+            rec = {k: v for k, v in rec.items() if k not in ("Creating", "Parent")}
+            rec["State"] = {k: v for k, v in rec["State"].items() if k != "Owner"}
+            drv = engine.driver(rec["Driver"])
+            rec["GraphDriver"] = {"Name": rec["Driver"], "Data": drv.metadata(rec["Id"])}
+            return rec
+    image_id = engine.images.resolve(ref)
+    config = engine.images.config(image_id)
+    chain = engine.images.layer_chain(image_id)
+    return {
+        "Id": image_id,
+        "RepoTags": engine.images.tags_of(image_id),
+        "RepoDigests": [],
+        "Created": config.get("created", ""),
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Config": config.get("config", {}),
+        "RootFS": {"Type": "layers", "Layers": config.get("rootfs", {}).get("diff_ids", [])},
+        "Size": engine.images.image_size(image_id),
+        "GraphDriver": {
+            "Name": ",".join(
+                d
+                for d in engine.images.drivers_with_layers()
+                if engine.images.layer_record(d, chain[-1])
+            )
+            if chain
+            else ""
+        },
+    }
+
+
+# -- system ---------------------------------------------------------------------------------
+
+
+def cmd_version(engine: Engine | None, a: argparse.Namespace) -> int:
+    import platform
+
+    print("Client:")
+    print(f" Version:           {__version__}")
+    print(f" API version:       {API_VERSION}")
+    print(f" Python version:    {platform.python_version()}")
+    print(f" OS/Arch:           linux/{_arch()}")
+    print()
+    print("Server: pydock (daemonless)")
+    print(" Engine:")
+    print(f"  Version:          {__version__}")
+    print(f"  API version:      {API_VERSION}")
+    print(f"  Kernel Version:   {os.uname().release}")
+    return 0
+
+
+def _arch() -> str:
+    m = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
+    from .. import cgroupfs
+    from ..drivers import registry
+
+    engine.reconcile()
+    recs = engine.containers.all()
+    running = sum(r["State"]["Status"] == "running" for r in recs)
+    name = engine.driver_name()
+    drv = engine.driver(name)
+    print(f"Containers: {len(recs)}")
+    print(f" Running: {running}")
+    print(" Paused: 0")
+    print(f" Stopped: {len(recs) - running}")
+    print(f"Images: {len(engine.images.image_ids())}")
+    print(f"Storage Driver: {name}")
+    for k, v in drv.status():
+        print(f" {k}: {v}")
+    print(" Available drivers:")
+    for other in registry.names():
+        reason = engine.choice_reasons.get(other)
+        if other == name:
+            why = "chosen" + (" (" + reason + ")" if reason else "")
+        else:
+            why = reason or "usable"
+        print(f"  {other}: {why}")
+    for k, v in cgroupfs.describe():
+        print(f"{k}: {v}")
+    print(f"Kernel Version: {os.uname().release}")
+    print(f"Architecture: {os.uname().machine}")
+    print(f"CPUs: {os.cpu_count()}")
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        print(f"Total Memory: {kb / 1024 / 1024:.2f}GiB")
+    except (OSError, ValueError, IndexError):
+        pass
+    print(f"Pydock Root Dir: {engine.root}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def setup(sub) -> None:
+    """Register inspect, version and info on the ``pydock`` subparsers."""
+    ins = add_command(sub, "inspect", cmd_inspect)
+    ins.add_argument("-f", "--format")
+    ins.add_argument("--type", choices=["container", "image"])
+    ins.add_argument("objects", nargs="+")
+    add_command(sub, "version", cmd_version)
+    add_command(sub, "info", cmd_info)
