@@ -13,9 +13,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# busybox-static: the embedded default image; gcc + libffi-dev: the cffi module is
-# compiled at install time.
-packages=(busybox-static gcc libffi-dev python3-venv)
+# The Debian packages pydock, its tests and its benchmarks use, with their reasons, are
+# listed in dev/apt-packages.txt.
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' dev/apt-packages.txt | awk '{print $1}')
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -34,7 +34,7 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/pip install -q --upgrade pip setuptools wheel
 if [ $want_tests = 1 ]; then
-    .venv/bin/pip install -q '.[test]'
+    .venv/bin/pip install -q '.[test,bench]'
 else
     .venv/bin/pip install -q .
 fi
