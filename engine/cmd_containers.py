@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..drivers.base import DriverError
+from . import trace
 from .cliutil import add_command, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
@@ -55,6 +56,7 @@ def _run_options(a: argparse.Namespace):
 
 
 def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
+    trace.mark("cmd_run")
     from . import monitor
 
     opts = _run_options(a)

@@ -8,6 +8,9 @@ touched through the driver interface.
 
 from __future__ import annotations
 
+# First, so its import time marks where pydock's own imports begin (bench phases).
+from . import trace  # isort: skip
+
 import os
 import secrets
 import signal
@@ -129,6 +132,7 @@ class Engine:
             if self.images.lookup(image_id) is None:
                 raise NotFound(f"No such image: {image_ref}", 125)
             image_config = self.images.config(image_id)
+            trace.mark("image")
             cname = self.containers.reserve_name(name, cid)
             try:
                 self.containers.create_dir(cid)
@@ -141,11 +145,13 @@ class Engine:
                 raise
         finally:
             self.images.lock.release()
+        trace.mark("record")
         try:
             top = self._layers_for(image_id, driver)
             rec["Parent"] = top
             driver.create_rw(cid, top)
             rootfs = driver.get(cid)
+            trace.mark("layer")
             try:
                 bundle = specmod.build(image_config, opts, rootfs, cid)
             finally:
@@ -157,6 +163,7 @@ class Engine:
             if not keep_mounted:
                 rec["State"]["Owner"] = None
             self.containers.save(rec)
+            trace.mark("created")
         except BaseException:
             self._discard(rec)
             raise

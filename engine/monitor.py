@@ -14,7 +14,7 @@ import os
 import sys
 
 from ..nsutil.spawn import SpawnError
-from . import runtime
+from . import runtime, trace
 from .containers import now
 from .engine import Engine
 from .errors import EngineError
@@ -104,6 +104,7 @@ def _run(
         os.close(stdio[1])
         os.close(stdio[2])
     engine.mark_running(rec, running.pid)
+    trace.mark("running")
     if report is not None:
         os.write(report, b"0")
         os.close(report)
@@ -112,9 +113,12 @@ def _run(
         copier = runtime.LogCopier(rec["LogPath"], pipes[0], pipes[1], echo, now)
     try:
         code = runtime.wait(running, during=copier.run if copier else None)
+        trace.mark("exited")
     finally:
         runtime.stop_cgroup(running)
+    trace.mark("cgroup_removed")
     engine.finish(rec, code)
+    trace.mark("finished")
     return code
 
 

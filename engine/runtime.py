@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..cgroupfs import Cgroup
 from ..nsutil.spawn import spawn
+from . import trace
 
 FORWARDED_SIGNALS = (
     signal.SIGINT,
@@ -52,7 +53,9 @@ def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
         resources = linux.get("resources")
         if resources:
             cg.apply(resources)
+        trace.mark("cgroup")
         pid = spawn(spec, on_forked=cg.attach, stdio=stdio)
+        trace.mark("exec")
     except BaseException:
         _drain(cg)
         raise
