@@ -12,7 +12,6 @@ pay for it twice. Hierarchy names used everywhere in this package:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from . import fsio
 from .errors import CgroupError
@@ -27,7 +26,6 @@ _V1_FLAGS = frozenset(
 )
 
 
-@dataclass(frozen=True)
 class Layout:
     """The cgroup mounts of a host.
 
@@ -35,11 +33,31 @@ class Layout:
     cgroup2 mount, usually without controllers, that still offers cgroup.freeze/cgroup.kill).
     hierarchies: hierarchy name -> mountpoint. roots: hierarchy name -> the cgroup path that
     is mounted there ("/" unless the mount is a bind of a sub-cgroup, as in some containers).
+
+    A plain immutable-by-convention class rather than a dataclass: it is built on
+    ``pydock run``'s path, where importing dataclasses costs milliseconds.
     """
 
-    mode: str
-    hierarchies: dict[str, str] = field(hash=False)
-    roots: dict[str, str] = field(default_factory=dict, hash=False)
+    __slots__ = ("mode", "hierarchies", "roots")
+
+    def __init__(
+        self, mode: str, hierarchies: dict[str, str], roots: dict[str, str] | None = None
+    ) -> None:
+        self.mode = mode
+        self.hierarchies = hierarchies
+        self.roots = roots if roots is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Layout):
+            return NotImplemented
+        return (self.mode, self.hierarchies, self.roots) == (
+            other.mode, other.hierarchies, other.roots)  # fmt: skip
+
+    def __hash__(self) -> int:
+        return hash(self.mode)
+
+    def __repr__(self) -> str:
+        return f"Layout(mode={self.mode!r}, hierarchies={self.hierarchies!r}, roots={self.roots!r})"
 
     @property
     def unified(self) -> str | None:

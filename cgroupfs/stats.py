@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass
 class Stats:
     """One sample of a cgroup's counters. None means "not available on this host/controller";
-    for the two limits it also means "unlimited"."""
+    for the two limits it also means "unlimited". (Not a dataclass: it is imported on the
+    start path, where importing dataclasses costs milliseconds.)"""
 
-    memory_usage: int | None = None
-    memory_limit: int | None = None
-    memory_max_usage: int | None = None
-    oom_kills: int | None = None
-    cpu_usage_ns: int | None = None
-    pids_current: int | None = None
-    pids_limit: int | None = None
-    blkio_read_bytes: int | None = None
-    blkio_write_bytes: int | None = None
+    __slots__ = (
+        "memory_usage",
+        "memory_limit",
+        "memory_max_usage",
+        "oom_kills",
+        "cpu_usage_ns",
+        "pids_current",
+        "pids_limit",
+        "blkio_read_bytes",
+        "blkio_write_bytes",
+    )
+
+    def __init__(self, **values: int | None) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values.pop(name, None))
+        if values:
+            raise TypeError(f"unknown Stats fields: {', '.join(values)}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stats):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Stats(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"

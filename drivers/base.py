@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
-from typing import BinaryIO
+
+# Type-only names: importing typing (and dataclasses) costs milliseconds on `pydock run`'s
+# path, so the records below are namedtuples and plain classes instead.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import BinaryIO
 
 
 class DriverError(Exception):
@@ -61,25 +66,36 @@ class ChangeKind(enum.IntEnum):
         return "CAD"[self.value]
 
 
-@dataclass(frozen=True, order=True)
-class Change:
-    path: str  # absolute inside the layer, e.g. "/etc/passwd"
+class Change(namedtuple("Change", "path kind")):
+    """One changed path: ``path`` absolute inside the layer ("/etc/passwd"), ``kind`` a
+    ChangeKind. Ordered by path, then kind."""
+
+    __slots__ = ()
+    path: str
     kind: ChangeKind
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(namedtuple("Usage", "size inodes")):
     """Disk use of one layer: bytes in blocks actually allocated, and inode count."""
 
+    __slots__ = ()
     size: int
     inodes: int
 
 
-@dataclass
 class DriverOptions:
     """Options from ``--storage-opt driver.key=value`` (prefix already stripped)."""
 
-    values: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values: dict[str, str] = values if values is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DriverOptions) and self.values == other.values
+
+    def __repr__(self) -> str:
+        return f"DriverOptions({self.values!r})"
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.values.get(key, default)

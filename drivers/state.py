@@ -20,7 +20,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 TEMP_PREFIX = ".tmp-"
 

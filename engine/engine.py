@@ -12,7 +12,6 @@ from __future__ import annotations
 from . import trace  # isort: skip
 
 import os
-import secrets
 import signal
 import sys
 from pathlib import Path
@@ -125,7 +124,7 @@ class Engine:
                 125,
             )
         driver = self.driver()
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
         # The shared lock pins the image: rmi takes it exclusively and checks containers.
         self.images.lock.acquire(shared=True)
         try:

@@ -14,7 +14,10 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_atomic(

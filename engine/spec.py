@@ -9,7 +9,6 @@ and the masked and read-only paths (moby's oci/defaults.go lists the same values
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from .errors import EngineError, InvalidInput
 
@@ -117,18 +116,34 @@ DEFAULT_MOUNTS = [
 ]
 
 
-@dataclass
 class RunOptions:
-    """What ``run``/``create`` flags say about the process and its isolation."""
+    """What ``run``/``create`` flags say about the process and its isolation.
 
-    command: list[str] = field(default_factory=list)
-    entrypoint: str | None = None  # "" clears the image's entrypoint, as Docker's does
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    network: str = "none"
-    cgroup_parent: str | None = None
+    (A plain class: importing dataclasses would cost milliseconds on the start path.)
+    """
+
+    __slots__ = ("command", "entrypoint", "env", "workdir", "user", "hostname", "network",
+                 "cgroup_parent")  # fmt: skip
+
+    def __init__(
+        self,
+        command: list[str] | None = None,
+        entrypoint: str | None = None,  # "" clears the image's entrypoint, as Docker's does
+        env: list[str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        hostname: str | None = None,
+        network: str = "none",
+        cgroup_parent: str | None = None,
+    ) -> None:
+        self.command = command or []
+        self.entrypoint = entrypoint
+        self.env = env or []
+        self.workdir = workdir
+        self.user = user
+        self.hostname = hostname
+        self.network = network
+        self.cgroup_parent = cgroup_parent
 
 
 def process_args(image_config: dict, opts: RunOptions) -> list[str]:

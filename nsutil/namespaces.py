@@ -8,11 +8,10 @@ caller's future children, so the spawner handles them around fork (see spawn.py)
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py builds enums at import, slow on the start path
 import fcntl
 import os
-import socket
 import struct
-from dataclasses import dataclass, field
 
 from pydock.nsutil import syscalls as sc
 
@@ -38,12 +37,18 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
-@dataclass
 class NamespacePlan:
-    """What a spec's ``linux.namespaces`` asks for, split by how it must be done."""
+    """What a spec's ``linux.namespaces`` asks for, split by how it must be done.
 
-    new: set[str] = field(default_factory=set)  # OCI type names to create
-    join: dict[str, str] = field(default_factory=dict)  # OCI type name -> ns path
+    (A plain class, not a dataclass: this is on ``pydock run``'s path and dataclasses
+    costs milliseconds to import.)
+    """
+
+    __slots__ = ("new", "join")
+
+    def __init__(self) -> None:
+        self.new: set[str] = set()  # OCI type names to create
+        self.join: dict[str, str] = {}  # OCI type name -> ns path
 
     def new_flags(self, *types: str) -> int:
         """CLONE_NEW* flags of the requested new namespaces among ``types`` (all if none)."""
@@ -99,11 +104,13 @@ def loopback_up() -> None:
 
     Plain ioctls on an AF_INET socket (netdevice(7)); no netlink library needed for one flag.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
-        try:
-            res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq)
-            (flags,) = struct.unpack_from("H", res, 16)
-            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-        except OSError as e:
-            raise OSError(e.errno, f"bring up lo: {e.strerror}") from None
+        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq)
+        (flags,) = struct.unpack_from("H", res, 16)
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    except OSError as e:
+        raise OSError(e.errno, f"bring up lo: {e.strerror}") from None
+    finally:
+        s.close()

@@ -20,7 +20,6 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from pydock.nsutil import syscalls as sc
 
@@ -124,16 +123,18 @@ _DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": s
 _MAX_SYMLINKS = 255
 
 
-@dataclass
 class MountOptions:
-    """An OCI mount's ``options`` split the way mount(8) would."""
+    """An OCI mount's ``options`` split the way mount(8) would (a plain class: start path)."""
 
-    flags: int = 0  # MS_* to set
-    clear: int = 0  # MS_* explicitly cleared ("rw", "suid", ...)
-    propagation: list[int] = field(default_factory=list)
-    rec_set: int = 0  # MOUNT_ATTR_* to set recursively
-    rec_clr: int = 0
-    data: list[str] = field(default_factory=list)
+    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data")
+
+    def __init__(self) -> None:
+        self.flags = 0  # MS_* to set
+        self.clear = 0  # MS_* explicitly cleared ("rw", "suid", ...)
+        self.propagation: list[int] = []
+        self.rec_set = 0  # MOUNT_ATTR_* to set recursively
+        self.rec_clr = 0
+        self.data: list[str] = []
 
     @property
     def data_str(self) -> str | None:

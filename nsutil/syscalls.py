@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from pydock.nsutil._native import ffi, lib
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 StrPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 

@@ -26,10 +26,8 @@ import contextlib
 import errno
 import os
 import stat
-import tarfile
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO
 
 from pydock.drivers.base import (
     Change,
@@ -60,6 +58,10 @@ from pydock.overlay import mount as mnt
 from pydock.overlay import probe as probe_mod
 from pydock.overlay.changes import layer_changes
 from pydock.overlay.layout import LINK_DIR, LayerPaths, Layout, check_id, new_short_name
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 USAGE_FILE = "usage.json"
 REFS_DIR = ".refs"
@@ -159,6 +161,8 @@ class Overlay2Driver(Driver):
                 raise
 
     def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> int:
+        import tarfile  # when a layer is applied, never on `pydock run`
+
         p = self.layout.existing(id)
         if parent is not None and self.layout.parent_of(id) != parent:
             raise DriverError(f"overlay2: layer {id!r} was not created on {parent!r}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydock.drivers.base import DriverError, LayerNotFound
@@ -54,12 +53,17 @@ def check_id(id: str) -> None:
         raise DriverError(f"invalid layer id {id!r}")
 
 
-@dataclass(frozen=True)
 class LayerPaths:
-    """The paths of one layer; pure computation, nothing is touched."""
+    """The paths of one layer; pure computation, nothing is touched.
 
-    home: Path
-    id: str
+    (A plain class: dataclasses is too slow to import on ``pydock run``'s path.)
+    """
+
+    __slots__ = ("home", "id")
+
+    def __init__(self, home: Path, id: str) -> None:
+        self.home = home
+        self.id = id
 
     @property
     def dir(self) -> Path:

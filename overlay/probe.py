@@ -23,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
-import tempfile
-from dataclasses import asdict, dataclass
+from collections import namedtuple
 from pathlib import Path
 
 from pydock.drivers.base import NotSupported
@@ -40,18 +38,20 @@ METACOPY_XATTR = "trusted.overlay.metacopy"
 UNSUPPORTED_BACKING = {"overlay": "overlayfs", "aufs": "aufs", "ecryptfs": "ecryptfs"}
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    supported: bool
-    reason: str  # why not, when not supported
-    backing_fs: str  # Docker's names: "extfs", "xfs", "tmpfs", ...
-    d_type: bool
-    method: str  # mount.FSCONFIG or mount.LEGACY
-    metacopy: bool  # kernel honours metacopy=on on this backing filesystem
-    index_param: bool  # overlay has the "index" feature (so we pass index=off)
-    kernel: str
-    dev: int
-    version: int = CACHE_VERSION
+_FIELDS = "supported reason backing_fs d_type method metacopy index_param kernel dev version"
+
+
+class ProbeResult(namedtuple("ProbeResult", _FIELDS, defaults=(CACHE_VERSION,))):
+    """What the probe found (a namedtuple: cheap to import on the start path).
+
+    supported/reason: whether overlay2 works here and, if not, why; backing_fs: Docker's
+    name for home's filesystem ("extfs", "xfs", "tmpfs", ...); d_type; method:
+    mount.FSCONFIG or mount.LEGACY; metacopy: the kernel honours metacopy=on here;
+    index_param: overlay has the "index" feature (so index=off is passed); kernel and dev:
+    what the cached result is valid for; version: the cache format.
+    """
+
+    __slots__ = ()
 
 
 def backing_fs(path: Path) -> str:
@@ -92,6 +92,8 @@ def supports_d_type(directory: Path) -> bool:
     ``struct dirent`` through libc with ctypes (probe-time only, never on the hot path).
     """
     import ctypes
+    import shutil  # the probe runs once per kernel and device; keep these off `run`
+    import tempfile
 
     class Dirent(ctypes.Structure):  # glibc's struct dirent on 64-bit Linux (== dirent64)
         _fields_ = [
@@ -134,6 +136,9 @@ def supports_d_type(directory: Path) -> bool:
 
 def _try_trusted_xattr(directory: Path) -> str | None:
     """None if ``trusted.overlay.*`` xattrs can be set in ``directory``, else why not."""
+    import shutil  # the probe runs once per kernel and device; keep these off `run`
+    import tempfile
+
     d = Path(tempfile.mkdtemp(prefix=".xattr-", dir=directory))
     try:
         os.setxattr(d, OPAQUE_XATTR, b"y")
@@ -210,6 +215,9 @@ def base_options(index_param: bool) -> list[str]:
 
 def run_probe(home: Path, force_method: str | None = None) -> ProbeResult:
     """All checks, uncached. Never raises for an unsupported host: see ``result.reason``."""
+    import shutil  # the probe runs once per kernel and device; keep these off `run`
+    import tempfile
+
     kernel = os.uname().release
     st = os.stat(home)
     fstype = backing_fs(home)
@@ -271,6 +279,6 @@ def probe(home: Path, force_method: str | None = None) -> ProbeResult:
             return result
     result = run_probe(home, force_method)
     tmp = cache.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(result)))
+    tmp.write_text(json.dumps(result._asdict()))
     os.replace(tmp, cache)
     return result

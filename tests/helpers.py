@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,17 @@ def run_pydock(
     )
 
 
-def no_mounts_under(path: Path) -> bool:
-    prefix = os.fspath(path)
+def mounts_below(root: Path) -> list[str]:
+    """Mount points at or below ``root`` from /proc/self/mountinfo, deepest first."""
+    prefix = str(root).rstrip("/")
+    out = []
     with open("/proc/self/mountinfo") as f:
-        return not any(line.split()[4].startswith(prefix) for line in f)
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                out.append(point)
+    return sorted(out, key=len, reverse=True)
+
+
+def no_mounts_under(path: Path) -> bool:
+    return not mounts_below(path)

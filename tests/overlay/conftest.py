@@ -11,21 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import mounts_below
 from pydock.drivers.base import DriverOptions
 from pydock.nsutil import syscalls as sc
 from pydock.overlay.driver import Overlay2Driver
-
-
-def mounts_below(root: Path) -> list[str]:
-    """Mount points at or below ``root`` from /proc/self/mountinfo, deepest first."""
-    prefix = str(root).rstrip("/")
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                out.append(point)
-    return sorted(out, key=len, reverse=True)
 
 
 @pytest.fixture

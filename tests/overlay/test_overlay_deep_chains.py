@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import mounts_below
+from helpers import mounts_below
 from ovl_helpers import add_layer
 from pydock.drivers.base import DriverError
 

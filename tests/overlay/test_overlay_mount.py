@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import mounts_below
+from helpers import mounts_below
 from ovl_helpers import add_layer
 from pydock.drivers.base import DriverError, LayerInUse
 from pydock.nsutil import syscalls as sc
