@@ -27,6 +27,9 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "cmd_containers", "create": "cmd_containers", "start": "cmd_containers",
     "ps": "cmd_containers", "rm": "cmd_containers", "logs": "cmd_containers",
     "images": "cmd_images", "rmi": "cmd_images", "load": "cmd_images", "image": "cmd_images",
+    "pull": "cmd_registry", "push": "cmd_registry", "login": "cmd_registry",
+    "logout": "cmd_registry", "tag": "cmd_registry", "save": "cmd_registry",
+    "history": "cmd_registry", "import": "cmd_registry",
     "inspect": "cmd_system", "version": "cmd_system", "info": "cmd_system",
 }  # fmt: skip
 

@@ -122,6 +122,11 @@ def cmd_image(engine: Engine, a: argparse.Namespace) -> int:
         return cmd_images(engine, a)
     if a.image_cmd == "rm":
         return cmd_rmi(engine, a)
+    from .cmd_registry import run_image_subcommand
+
+    code = run_image_subcommand(engine, a)  # pull, push, tag, history, save, import, prune
+    if code is not None:
+        return code
     from .cmd_system import cmd_inspect
 
     return cmd_inspect(engine, a)
@@ -152,3 +157,6 @@ def setup(sub) -> None:
     iins.add_argument("-f", "--format")
     iins.add_argument("objects", nargs="+")
     iins.set_defaults(type="image")
+    from .cmd_registry import setup_image_subcommands
+
+    setup_image_subcommands(isub)

@@ -70,7 +70,7 @@ def _inspect_one(engine: Engine, ref: str, kind: str | None) -> dict:
     return {
         "Id": image_id,
         "RepoTags": engine.images.tags_of(image_id),
-        "RepoDigests": [],
+        "RepoDigests": engine.images.repo_digests(image_id),
         "Created": config.get("created", ""),
         "Architecture": config.get("architecture", ""),
         "Os": config.get("os", ""),

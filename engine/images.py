@@ -4,6 +4,7 @@ On disk, under the pydock root::
 
     images/sha256/<hex>            image config bytes; the image id is sha256 of them
     repositories.json              {"busybox:latest": "sha256:<hex>", ...}
+    repodigests.json               {"busybox@sha256:<manifest>": "sha256:<image>", ...}
     layerdb/<driver>/<chain>.json  {"chain_id", "diff_id", "parent", "size"} one per layer
     image.lock                     flock: exclusive for changes, shared to pin images
 
@@ -20,24 +21,27 @@ no tar blobs need to be kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
+from collections import namedtuple
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from . import reference
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .fsutil import FileLock, read_json, write_atomic, write_json
 
-#: opens the uncompressed tar stream of layer i (called once, in order)
-LayerOpener = Callable[[int], BinaryIO]
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    #: opens the uncompressed tar stream of layer i (called once, in order)
+    LayerOpener = Callable[[int], BinaryIO]
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib  # only images with more than one layer need it on the start path
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -58,6 +62,8 @@ class HashingReader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
+        import hashlib
+
         self.hash = hashlib.sha256()
         self.count = 0
 
@@ -75,12 +81,10 @@ class HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
-@dataclass
-class ImageInfo:
-    id: str
-    config: dict
-    tags: list[str]
-    size: int
+class ImageInfo(namedtuple("ImageInfo", "id config tags size")):
+    """One image for ``images``: id, config dict, tags, recorded size."""
+
+    __slots__ = ()
 
 
 class ImageStore:
@@ -88,6 +92,7 @@ class ImageStore:
         self.root = Path(root)
         self.images_dir = self.root / "images" / "sha256"
         self.tags_file = self.root / "repositories.json"
+        self.digests_file = self.root / "repodigests.json"
         self.lock = FileLock(self.root / "image.lock")
 
     def ensure_dirs(self) -> None:
@@ -118,6 +123,8 @@ class ImageStore:
     def lookup(self, ref: str) -> str | None:
         """An image id for a tag, a full id or an unambiguous id prefix; None if none."""
         hexpart = ref[7:] if ref.startswith("sha256:") else ref
+        if "@" in ref:
+            return self._lookup_digest(ref)
         if len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
             if (self.images_dir / hexpart).exists():
                 return "sha256:" + hexpart
@@ -133,6 +140,32 @@ class ImageStore:
             if len(hits) == 1:
                 return hits[0]
         return None
+
+    # -- repo digests: which manifest a registry served (or took) for an image --------
+    def repo_digests_map(self) -> dict[str, str]:
+        try:
+            return read_json(self.digests_file)
+        except FileNotFoundError:
+            return {}
+
+    def repo_digests(self, image_id: str) -> list[str]:
+        return sorted(r for r, i in self.repo_digests_map().items() if i == image_id)
+
+    def add_repo_digest(self, name: str, digest: str, image_id: str) -> None:
+        """Record ``name@digest`` for the image; a repository keeps one digest per image."""
+        entries = {
+            r: i
+            for r, i in self.repo_digests_map().items()
+            if not (i == image_id and r.rpartition("@")[0] == name)
+        }
+        entries[f"{name}@{digest}"] = image_id
+        write_json(self.digests_file, entries, durable=True)
+
+    def _lookup_digest(self, ref: str) -> str | None:
+        name, _, digest = ref.partition("@")
+        name = reference.familiar_name(name)
+        found = self.repo_digests_map().get(f"{name}@{digest}")
+        return found if found and (self.images_dir / found[7:]).exists() else None
 
     def resolve(self, ref: str) -> str:
         image_id = self.lookup(ref)
@@ -320,6 +353,10 @@ class ImageStore:
         if self.tags_of(image_id):
             raise Conflict(f"image {short_id(image_id)} is still tagged")
         (self.images_dir / image_id[7:]).unlink()
+        digests = self.repo_digests_map()
+        if image_id in digests.values():
+            kept = {r: i for r, i in digests.items() if i != image_id}
+            write_json(self.digests_file, kept, durable=True)
         wanted: set[str] = set()
         for other in self.image_ids():
             wanted.update(self.layer_chain(other))
@@ -370,6 +407,8 @@ class ImageStore:
             source = open_driver(name)
             if not source.exists(chain[7:]):  # type: ignore[attr-defined]
                 continue
+            import tempfile
+
             with tempfile.TemporaryFile(dir=self.root) as spool:
                 source.diff(chain[7:], spool)  # type: ignore[attr-defined]
                 spool.seek(0)

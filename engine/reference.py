@@ -1,8 +1,9 @@
 """Image references as users type them: ``busybox``, ``busybox:1.36``, ``host:5000/app:v1``.
 
 pydock keeps references short, the way ``docker images`` shows them (``busybox:latest``);
-registry-qualified names are kept verbatim. Digest references (``@sha256:...``) arrive
-with the registry work and are refused here with a clear message.
+Docker Hub's long forms (``docker.io/library/busybox``) are shortened the same way; other
+registry-qualified names are kept verbatim. Digest references (``name@sha256:...``) are
+resolved through the store's RepoDigests (engine/distribution/reference.py parses them).
 """
 
 from __future__ import annotations
@@ -31,7 +32,18 @@ def parse(ref: str) -> tuple[str, str]:
     return name, tag
 
 
+def familiar_name(name: str) -> str:
+    """Docker Hub's long spellings as ``docker images`` shows them:
+    ``docker.io/library/busybox`` -> ``busybox``, ``docker.io/user/app`` -> ``user/app``."""
+    for hub in ("docker.io/", "index.docker.io/"):
+        if name.startswith(hub):
+            rest = name[len(hub) :]
+            short = rest.removeprefix("library/")
+            return short if "/" not in short else rest
+    return name
+
+
 def normalize(ref: str) -> str:
-    """``busybox`` -> ``busybox:latest``."""
+    """``busybox`` -> ``busybox:latest``; ``docker.io/library/busybox`` -> the same."""
     name, tag = parse(ref)
-    return f"{name}:{tag}"
+    return f"{familiar_name(name)}:{tag}"
