@@ -43,7 +43,6 @@ import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from pydock.drivers.base import Change, ChangeKind, DriverError, UnsafeLayer
 from pydock.drivers.safefs import SafeRoot, remove_at, split_member_name
@@ -69,8 +68,10 @@ from pydock.drivers.whiteouts import (
     WhiteoutReader,
 )
 
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
 if TYPE_CHECKING:
     import tarfile
+    from typing import BinaryIO
 
 # tarfile and decimal are imported where layers are read or written, not at import time:
 # `pydock run` loads this module (via the driver) but only creates and mounts layers.

@@ -19,9 +19,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Protocol
 
 from pydock.drivers.safefs import remove_at
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    # The interfaces below are structural (duck-typed); at run time they are plain
+    # classes so that importing typing stays off `pydock run`'s path.
+    Protocol = object
 
 #: xattr overlayfs sets on an opaque directory (trusted.* needs CAP_SYS_ADMIN: we are root).
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
