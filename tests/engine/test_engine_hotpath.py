@@ -43,6 +43,8 @@ def test_run_loads_only_stdlib_and_cffi(overlay_pydock, scratch):
             "overlay2",
             "run",
             "--rm",
+            "--network",
+            "none",
             "busybox",
             "true",
         ],
