@@ -5,7 +5,8 @@ On disk, under the pydock root::
     images/sha256/<hex>            image config bytes; the image id is sha256 of them
     repositories.json              {"busybox:latest": "sha256:<hex>", ...}
     repodigests.json               {"busybox@sha256:<manifest>": "sha256:<image>", ...}
-    layerdb/<driver>/<chain>.json  {"chain_id", "diff_id", "parent", "size"} one per layer
+    layerdb/<store>/<chain>.json   {"chain_id", "diff_id", "parent", "size"} one per layer
+                                   (<store>: the driver name, or the store it shares)
     image.lock                     flock: exclusive for changes, shared to pin images
 
 Layers are named by OCI chain ids (image-spec config.md): the chain id of the first layer
@@ -51,6 +52,12 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     for d in diff_ids:
         out.append(d if not out else "sha256:" + sha256_hex(f"{out[-1]} {d}".encode()))
     return out
+
+
+def store_name(driver) -> str:
+    """The layerdb key of ``driver``: its layer store's name, which drivers sharing one store
+    (fuse-union mounts overlay2's layers) have in common, so their records are shared too."""
+    return getattr(driver, "layer_store", None) or driver.name
 
 
 def short_id(image_id: str) -> str:
@@ -267,7 +274,7 @@ class ImageStore:
             if driver.exists(layer_id):
                 driver.remove(layer_id)
             raise
-        db = self._layerdb(driver.name)
+        db = self._layerdb(store_name(driver))
         db.mkdir(parents=True, exist_ok=True)
         write_json(
             db / (layer_id + ".json"),
@@ -299,7 +306,7 @@ class ImageStore:
         created: list[str] = []
         try:
             for i, (chain, diff_id) in enumerate(zip(chains, diff_ids, strict=True)):
-                if self.layer_record(driver.name, chain) and driver.exists(chain[7:]):
+                if self.layer_record(store_name(driver), chain) and driver.exists(chain[7:]):
                     if progress:
                         progress(f"{diff_id[7:19]}: Already exists")
                     continue
@@ -320,7 +327,7 @@ class ImageStore:
 
     def _drop_layer(self, driver, chain: str) -> None:
         try:
-            (self._layerdb(driver.name) / (chain[7:] + ".json")).unlink()
+            (self._layerdb(store_name(driver)) / (chain[7:] + ".json")).unlink()
         except FileNotFoundError:
             pass
         if driver.exists(chain[7:]):
@@ -386,7 +393,9 @@ class ImageStore:
         if not chains:
             raise EngineError(f"image {short_id(image_id)} has no layers")
         missing = [
-            c for c in chains if not (self.layer_record(driver.name, c) and driver.exists(c[7:]))
+            c
+            for c in chains
+            if not (self.layer_record(store_name(driver), c) and driver.exists(c[7:]))
         ]
         for chain in missing:
             self._copy_layer(chain, chains, diff_ids, driver, open_driver)
@@ -402,7 +411,7 @@ class ImageStore:
     ) -> None:
         i = chains.index(chain)
         for name in self.drivers_with_layers():
-            if name == driver.name or not self.layer_record(name, chain):
+            if name == store_name(driver) or not self.layer_record(name, chain):
                 continue
             source = open_driver(name)
             if not source.exists(chain[7:]):  # type: ignore[attr-defined]
