@@ -72,10 +72,14 @@ def spawn(
     """Start the container process described by ``spec``; return its host pid once it has
     exec'd. The caller owns the child: it must waitpid() it.
 
-    ``on_forked(pid)`` runs while the child is parked before any isolation work, which is
-    where the engine moves it into its cgroups (so the cgroup namespace, unshared last,
-    is rooted there). ``stdio`` are the caller's fds to become the container's 0, 1, 2.
-    ``pdeathsig`` is sent to the container if the caller's thread dies.
+    ``on_forked(pid)`` is where the engine moves the child into its cgroups. It runs while
+    the child builds its namespaces and root filesystem (the two overlap: joining v1
+    cgroups costs an RCU grace period, milliseconds, which the child's mount work hides);
+    the child waits for it to return before it unshares its cgroup namespace (so that
+    namespace is rooted at the container's cgroup) and before anything of the container's
+    own runs. A spec that mounts cgroupfs waits before its mounts. ``stdio`` are the
+    caller's fds to become the container's 0, 1, 2. ``pdeathsig`` is sent to the
+    container if the caller's thread dies.
 
     ``root.path`` is used as given (relative paths against the caller's cwd); the engine
     passes absolute paths.
@@ -204,10 +208,7 @@ def _child(
         if pdeathsig:
             sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
         _setup_stdio(stdio)
-        if os.read(sync_r, 2) != b"go":
-            os._exit(EXIT_SETUP_FAILED)  # the parent died or gave up before releasing us
-        os.close(sync_r)
-        _init(spec, ns, stage, pdeathsig, err_w)
+        _init(spec, ns, stage, pdeathsig, err_w, sync_r)
     except BaseException as e:
         err = getattr(e, "errno", None) or 0
         if stage.name == "exec":
@@ -236,8 +237,23 @@ def _setup_stdio(stdio: tuple[int, int, int]) -> None:
         os.close(fd)
 
 
+def _wait_for_cgroups(sync_r: int, ns: namespaces.NamespacePlan) -> None:
+    """Block until the parent's on_forked() has placed us, then enter the cgroup namespace."""
+    if os.read(sync_r, 2) != b"go":
+        os._exit(EXIT_SETUP_FAILED)  # the parent died or gave up before releasing us
+    os.close(sync_r)
+    if "cgroup" in ns.new:
+        # After on_forked() placed us: the namespace's root is the container's cgroup.
+        sc.unshare(sc.lib.CLONE_NEWCGROUP)
+
+
 def _init(
-    spec: dict, ns: namespaces.NamespacePlan, stage: _Stage, pdeathsig: int | None, err_w: int
+    spec: dict,
+    ns: namespaces.NamespacePlan,
+    stage: _Stage,
+    pdeathsig: int | None,
+    err_w: int,
+    sync_r: int,
 ) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
@@ -251,9 +267,6 @@ def _init(
     flags = ns.new_flags("mount", "uts", "ipc", "network")
     if flags:
         sc.unshare(flags)
-    if "cgroup" in ns.new:
-        # Last, after on_forked() placed us: the namespace's root is the container's cgroup.
-        sc.unshare(sc.lib.CLONE_NEWCGROUP)
 
     if "network" in ns.new:
         stage.name = "network"
@@ -281,8 +294,19 @@ def _init(
             raise OSError(EINVAL, f"unknown rlimit {rl['type']!r}")
         resource.setrlimit(kind, (int(rl["soft"]), int(rl["hard"])))
 
+    # A cgroupfs mount shows the cgroup namespace, so it must exist first; otherwise the
+    # mounts overlap with the parent's (slow) cgroup attach.
+    placed = any(m.get("type") == "cgroup" for m in spec.get("mounts") or [])
+    if placed:
+        stage.name = "cgroup"
+        _wait_for_cgroups(sync_r, ns)
+
     stage.name = "mount"
     rootfs.setup(spec)
+
+    if not placed:
+        stage.name = "cgroup"
+        _wait_for_cgroups(sync_r, ns)
 
     stage.name = "capabilities"
     cap_spec = process.get("capabilities")

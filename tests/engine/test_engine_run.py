@@ -28,7 +28,9 @@ def test_isolation_from_inside(pydock, scratch: Path):
         f" test -e {marker} && echo visible || echo invisible;"
         " for n in mnt pid uts ipc net cgroup; do readlink /proc/1/ns/$n; done"
     )
-    res = pydock("run", "--rm", "--hostname", "box1", "busybox", "sh", "-c", script)
+    res = pydock(
+        "run", "--rm", "--network", "none", "--hostname", "box1", "busybox", "sh", "-c", script
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.decode().split("\n")
     assert lines[0] == "pid=1"  # the entrypoint is PID 1 of its own pid namespace
