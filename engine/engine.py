@@ -23,7 +23,7 @@ from . import spec as specmod
 from .containers import ContainerStore, alive, me, now
 from .errors import Conflict, EngineError, NotFound
 from .fsutil import read_json, write_json
-from .images import ImageStore, short_id
+from .images import ImageStore, short_id, store_name
 
 DEFAULT_ROOT = "/var/lib/pydock"
 LOST_EXIT_CODE = 255  # Docker reports containers lost with their engine as Exited (255)
@@ -69,7 +69,13 @@ class Engine:
             try:
                 drv = registry.open_driver(name, self.root, DriverOptions(dict(self.storage_opts)))
             except DriverError as e:
-                raise EngineError(f"error initializing storage driver {name}: {e}", 125) from None
+                # A layer store named by its records (rmi, save) may be served by the chosen
+                # driver where its own cannot run: fuse-union mounts overlay2's store.
+                chosen = self.driver() if name != self.driver_name() else None
+                if chosen is None or store_name(chosen) != name:
+                    msg = f"error initializing storage driver {name}: {e}"
+                    raise EngineError(msg, 125) from None
+                drv = chosen
             self._drivers[name] = drv
         return drv
 
@@ -173,7 +179,7 @@ class Engine:
         chain = self.images.layer_chain(image_id)
         if (
             chain
-            and all(self.images.layer_record(driver.name, c) for c in chain)
+            and all(self.images.layer_record(store_name(driver), c) for c in chain)
             and driver.exists(chain[-1][7:])
         ):
             return chain[-1][7:]
