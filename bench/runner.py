@@ -30,6 +30,8 @@ class Result:
     samples_ns: list[int] = field(default_factory=list)
     phases_ns: list[dict[str, int]] = field(default_factory=list)
     failures: int = 0
+    #: the image this target runs, when not its default busybox (bench scale's layer images)
+    image: str | None = None
 
 
 def progress(msg: str) -> None:
@@ -90,7 +92,7 @@ def measure(
         if done % max(1, len(names)) == 0 or done == total:
             phase = "warm-up" if rnd < warmup else "run"
             progress(f"{label}{phase} round {rnd + 1}/{warmup + runs} ({done}/{total} runs)")
-        ns, err, trace = time_once(res.target, image)
+        ns, err, trace = time_once(res.target, res.image or image)
         if err is not None:
             res.status, res.failures = "failed", res.failures + 1
             res.reason = f"{'warm-up' if rnd < warmup else 'run'} {rnd + 1}: {err}"

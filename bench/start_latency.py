@@ -19,7 +19,7 @@ def build_targets(a: argparse.Namespace):
     drivers = [d for d in a.drivers.split(",") if d]
     peers = [p for p in a.peers.split(",") if p]
     # Peers get the image through the first driver (the store's images are shared).
-    out = [Pydock(root, d, workdir, a.network) for d in drivers]
+    out = [Pydock(root, d, workdir, getattr(a, "network", "none")) for d in drivers]
     out += [make(p, root, drivers[0] if drivers else "vfs", workdir) for p in peers]
     return out
 
