@@ -6,9 +6,11 @@ only when a name is not built in, or when every name is listed: scanning install
 distributions' metadata takes tens of milliseconds.
 
 The automatic choice follows containers/storage: an explicit name wins; otherwise a driver
-whose home already holds layers is kept (switching drivers would hide existing images);
-otherwise the first driver of :data:`PRIORITY` whose probe passes. Only built-in homes are
-checked for existing layers (a plugin is used when named explicitly).
+whose home already holds layers is kept (switching drivers would hide existing images) if
+its probe still passes -- fuse-union, which shares overlay2's store, keeps that store on a
+host that lost kernel overlay; otherwise the first driver of :data:`PRIORITY` whose probe
+passes. Only built-in homes are checked for existing layers (a plugin is used when named
+explicitly).
 """
 
 from __future__ import annotations
@@ -108,8 +110,18 @@ def choose(root: str | Path, preferred: str | None = None) -> tuple[str, dict[st
         return preferred, {}
     reasons: dict[str, str] = {}
     for name in PRIORITY:
-        if name in BUILTIN and _builtin_available(name) and _has_layers(root / name):
-            return name, {}
+        if name not in BUILTIN or not _builtin_available(name):
+            continue
+        cls = get_class(name)
+        # fuse-union keeps its layers in overlay2's store (layer_store), so either driver
+        # may keep a store that holds layers; a host that lost kernel overlay falls to it.
+        if _has_layers(root / (getattr(cls, "layer_store", None) or name)):
+            try:
+                cls.probe(root / name)
+            except NotSupported as e:
+                reasons[name] = str(e)
+                continue
+            return name, reasons
     for name in PRIORITY:
         try:
             cls = get_class(name)
