@@ -137,7 +137,8 @@ def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
         if other == name:
             why = "chosen" + (" (" + reason + ")" if reason else "")
         else:
-            why = reason or "usable"
+            # not probed: a driver set explicitly, kept for its layers or ranked higher won
+            why = reason or f"not tried ({name} was chosen first)"
         print(f"  {other}: {why}")
     for k, v in cgroupfs.describe():
         print(f"{k}: {v}")
