@@ -15,7 +15,7 @@ from pathlib import Path
 PHASES: dict[str, str] = {
     "imports": "interpreter start + first imports",
     "cmd_run": "pydock imports + CLI parse",
-    "image": "image resolve",
+    "image": "lazy imports (monitor, spec, driver) + driver open + image resolve",
     "record": "container record + name",
     "layer": "layer create + mount",
     "created": "OCI spec + bundle write",
