@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, str] = {
     "logout": "cmd_registry", "tag": "cmd_registry", "save": "cmd_registry",
     "history": "cmd_registry", "import": "cmd_registry",
     "inspect": "cmd_system", "version": "cmd_system", "info": "cmd_system",
+    "network": "cmd_network", "port": "cmd_network",
 }  # fmt: skip
 
 #: global options that take a value (so the command word is found after them)

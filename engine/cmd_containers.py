@@ -23,9 +23,11 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         "--net",
-        default="none",
-        help="none (loopback only) or host; bridge networking is not built yet",
+        default="bridge",
+        help="bridge (default), none (loopback only), host, container:NAME or a user network",
     )
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("--cgroup-parent")
     p.add_argument("--rm", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
@@ -39,10 +41,20 @@ def _run_options(a: argparse.Namespace):
 
     if a.tty:
         raise InvalidInput("-t/--tty is not supported yet (no pty support in this build)", 125)
-    if a.network not in ("none", "host"):
-        raise InvalidInput(
-            f"network {a.network} is not supported yet: use --network none or host", 125
-        )
+    network = a.network
+    if network not in ("none", "host"):  # the network package stays off none/host's path
+        from pathlib import Path
+
+        from .network.manager import port_bindings, resolve_mode
+
+        network = resolve_mode(Path(a.root), network)
+        if (a.publish or a.publish_all) and network.startswith("container:"):
+            raise InvalidInput(
+                "conflicting options: port publishing and the container type network mode", 125
+            )
+        port_bindings(a.publish)  # a bad -p fails here, before anything is made
+    elif a.publish and network == "none":
+        raise InvalidInput("published ports need a network: --network none has only lo", 125)
     return RunOptions(
         command=a.command,
         entrypoint=a.entrypoint,
@@ -50,8 +62,10 @@ def _run_options(a: argparse.Namespace):
         workdir=a.workdir,
         user=a.user,
         hostname=a.hostname,
-        network=a.network,
+        network=network,
         cgroup_parent=a.cgroup_parent,
+        publish=a.publish if network != "host" else [],
+        publish_all=a.publish_all and network != "host",
     )
 
 

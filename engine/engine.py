@@ -29,6 +29,12 @@ DEFAULT_ROOT = "/var/lib/pydock"
 LOST_EXIT_CODE = 255  # Docker reports containers lost with their engine as Exited (255)
 
 
+def _port_bindings(publish: list[str]) -> dict:
+    from .network.manager import port_bindings
+
+    return port_bindings(publish)
+
+
 class Engine:
     def __init__(
         self,
@@ -154,7 +160,7 @@ class Engine:
         try:
             top = self._layers_for(image_id, driver)
             rec["Parent"] = top
-            driver.create_rw(cid, top)
+            driver.create_rw(cid, top, ephemeral=auto_remove)
             rootfs = driver.get(cid)
             trace.mark("layer")
             try:
@@ -223,6 +229,8 @@ class Engine:
                 "AutoRemove": auto_remove,
                 "NetworkMode": opts.network,
                 "CgroupParent": opts.cgroup_parent or "",
+                "PortBindings": _port_bindings(opts.publish) if opts.publish else {},
+                "PublishAllPorts": opts.publish_all,
             },
             "State": {
                 "Status": "created",
@@ -247,6 +255,7 @@ class Engine:
         if driver.exists(rec["Id"]):
             self.release(rec)
             driver.remove(rec["Id"])
+        self.release_network(rec)
         self.containers.remove(rec)
 
     def bundle(self, rec: dict) -> dict:
@@ -297,10 +306,21 @@ class Engine:
     def finish(self, rec: dict, code: int, error: str = "") -> None:
         """After the container's process is gone: release its root, record or remove it."""
         self.release(rec)
+        self.release_network(rec)
         if rec["HostConfig"].get("AutoRemove"):
             self._discard(rec)
         else:
             self.mark_exited(rec, code, error)
+
+    def release_network(self, rec: dict) -> None:
+        """Give back what the container's network holds (address and port leases, veth,
+        netns, nftables rules). none, host and container:NAME own nothing, and never
+        load the network package."""
+        mode = rec["HostConfig"].get("NetworkMode")
+        if mode and mode not in ("none", "host") and not mode.startswith("container:"):
+            from .network.manager import teardown
+
+            teardown(self.root, rec)
 
     # -- recovery ----------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -328,6 +348,7 @@ class Engine:
                     self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
                 else:  # a start that died before its container ran
                     self.release(rec)
+                    self.release_network(rec)
                     st["Owner"] = None
                     self.containers.save(rec)
             except (EngineError, DriverError, OSError) as e:

@@ -91,6 +91,11 @@ def _run(
         engine.mount(rec)
     bundle = engine.bundle(rec)
     try:
+        mode = rec["HostConfig"].get("NetworkMode")
+        if mode and mode not in ("none", "host"):  # none/host never load the network code
+            from .network.manager import setup as network_setup
+
+            bundle = network_setup(engine, rec, bundle)
         running = runtime.start(bundle, stdio)
     except SpawnError as e:
         _close(pipes, stdio)

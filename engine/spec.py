@@ -123,7 +123,7 @@ class RunOptions:
     """
 
     __slots__ = ("command", "entrypoint", "env", "workdir", "user", "hostname", "network",
-                 "cgroup_parent")  # fmt: skip
+                 "cgroup_parent", "publish", "publish_all")  # fmt: skip
 
     def __init__(
         self,
@@ -133,8 +133,10 @@ class RunOptions:
         workdir: str | None = None,
         user: str | None = None,
         hostname: str | None = None,
-        network: str = "none",
+        network: str = "bridge",
         cgroup_parent: str | None = None,
+        publish: list[str] | None = None,  # -p values, [IP:][HOST_PORT:]PORT[/PROTO]
+        publish_all: bool = False,  # -P: every EXPOSEd port on a free host port
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -144,6 +146,8 @@ class RunOptions:
         self.hostname = hostname
         self.network = network
         self.cgroup_parent = cgroup_parent
+        self.publish = publish or []
+        self.publish_all = publish_all
 
 
 def process_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -280,3 +284,18 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+def with_network(spec: dict, netns: str, etc_files: dict[str, str]) -> dict:
+    """The spec joining the network namespace at ``netns`` (made by engine.network, or
+    another container's for ``container:NAME``), with its /etc/hosts, /etc/hostname and
+    /etc/resolv.conf bind-mounted over the image's, as Docker mounts them."""
+    linux = spec["linux"]
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+    linux["namespaces"].append({"type": "network", "path": netns})
+    for name, source in etc_files.items():
+        spec["mounts"].append(
+            {"destination": f"/etc/{name}", "type": "bind", "source": source,
+             "options": ["rbind", "rprivate"]}
+        )  # fmt: skip
+    return spec

@@ -43,6 +43,8 @@ def test_run_loads_only_stdlib_and_cffi(overlay_pydock, scratch):
             "overlay2",
             "run",
             "--rm",
+            "--network",  # bridge (the default) loads pyroute2; none must stay stdlib-only
+            "none",
             "--network",
             "none",
             "busybox",

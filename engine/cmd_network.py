@@ -1,0 +1,108 @@
+"""Network commands: ``network create|ls|inspect|rm|connect|disconnect`` and ``port``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .cliutil import add_command, eprint
+from .engine import Engine
+from .errors import EngineError
+
+
+def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
+    from .network import manager
+
+    if a.net_cmd == "create":
+        net = manager.create_network(engine.root, a.name, a.subnet, a.gateway, a.opt_bridge, a.mtu)
+        print(net["Id"])
+    elif a.net_cmd in ("ls", "list"):
+        from .format import table
+
+        nets = manager.list_networks(engine.root)
+        if a.quiet:
+            for n in nets:
+                print(n["Id"][:12] if not a.no_trunc else n["Id"])
+        else:
+            rows = [
+                [n["Id"] if a.no_trunc else n["Id"][:12], n["Name"], n["Driver"], n["Scope"]]
+                for n in nets
+            ]
+            print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows))
+    elif a.net_cmd == "inspect":
+        out, failed = [], False
+        for ref in a.networks:
+            try:
+                out.append(manager.inspect_network(engine.root, ref))
+            except EngineError as e:
+                eprint(f"Error response from daemon: {e}")
+                failed = True
+        print(json.dumps(out, indent=4))
+        return 1 if failed else 0
+    elif a.net_cmd in ("rm", "remove"):
+        failed = False
+        for ref in a.networks:
+            try:
+                print(manager.remove_network(engine.root, ref))
+            except EngineError as e:
+                eprint(f"Error response from daemon: {e}")
+                failed = True
+        return 1 if failed else 0
+    elif a.net_cmd == "connect":
+        manager.connect(engine, a.network, a.container)
+    elif a.net_cmd == "disconnect":
+        manager.disconnect(engine, a.network, a.container)
+    else:
+        raise EngineError("usage: pydock network create|ls|inspect|rm|connect|disconnect")
+    return 0
+
+
+def cmd_port(engine: Engine, a: argparse.Namespace) -> int:
+    """``pydock port NAME [PORT[/PROTO]]``: Docker's "8080/tcp -> 0.0.0.0:8080" lines."""
+    from .network import manager
+
+    cid = engine.containers.resolve(a.container)
+    ports = manager.container_ports(engine.root, cid)
+    want = None
+    if a.port:
+        p, _, proto = a.port.partition("/")
+        want = (int(p), proto or "tcp")
+    lines = []
+    for p in sorted(ports, key=lambda p: (p["ContainerPort"], p["Proto"])):
+        if want and (p["ContainerPort"], p["Proto"]) != want:
+            continue
+        host = f"{p['HostIp'] or '0.0.0.0'}:{p['HostPort']}"
+        lines.append(host if want else f"{p['ContainerPort']}/{p['Proto']} -> {host}")
+    if want and not lines:
+        raise EngineError(f"no public port '{a.port}' published for {a.container}")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def setup(sub) -> None:
+    n = add_command(sub, "network", cmd_network)
+    nsub = n.add_subparsers(dest="net_cmd")
+    c = nsub.add_parser("create")
+    c.add_argument("--subnet")
+    c.add_argument("--gateway")
+    c.add_argument("-d", "--driver", default="bridge", choices=["bridge"])
+    c.add_argument("--mtu", type=int)
+    c.add_argument("--bridge-name", dest="opt_bridge", help="the bridge device (default br-<id12>)")
+    c.add_argument("name")
+    for word in ("ls", "list"):
+        ls = nsub.add_parser(word)
+        ls.add_argument("-q", "--quiet", action="store_true")
+        ls.add_argument("--no-trunc", action="store_true")
+    i = nsub.add_parser("inspect")
+    i.add_argument("networks", nargs="+")
+    for word in ("rm", "remove"):
+        r = nsub.add_parser(word)
+        r.add_argument("networks", nargs="+")
+    for word in ("connect", "disconnect"):
+        cc = nsub.add_parser(word)
+        cc.add_argument("network")
+        cc.add_argument("container")
+    p = add_command(sub, "port", cmd_port)
+    p.add_argument("container")
+    p.add_argument("port", nargs="?")

@@ -1,0 +1,84 @@
+"""The /etc/hosts, /etc/hostname and /etc/resolv.conf each networked container gets.
+
+They live in the container's directory and are bind-mounted over the image's files, as
+Docker does, so the image's layers are never written. Peers on a user-defined network
+find each other by name through /etc/hosts: the engine rewrites the hosts file of every
+container on that network when one joins or leaves (Docker uses an embedded DNS server at
+127.0.0.11 instead; a hosts file needs no server process and covers names, not aliases
+or round-robin). Rewrites happen in place, never by rename: a bind mount pins the inode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+HOST_RESOLV = "/etc/resolv.conf"
+#: what Docker writes when the host only lists loopback resolvers (libnetwork resolvconf)
+FALLBACK_NAMESERVERS = ["8.8.8.8", "8.8.4.4"]
+
+_HOSTS_HEADER = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+FILES = ("hosts", "hostname", "resolv.conf")
+
+
+def hosts_text(own: list[tuple[str, str]], peers: list[tuple[str, str]]) -> str:
+    """localhost lines, then the container's own address(es), then its peers'."""
+    lines = [f"{ip}\t{names}\n" for ip, names in own + peers]
+    return _HOSTS_HEADER + "".join(lines)
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def resolv_text(host_file: str = HOST_RESOLV) -> str:
+    """The host's resolv.conf without loopback nameservers, which would mean the
+    container's own loopback (systemd-resolved's 127.0.0.53, dnsmasq on 127.0.0.1); if none
+    are left, Docker's fallback public resolvers are written (nothing is contacted here)."""
+    try:
+        with open(host_file) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    out, servers = [], 0
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["nameserver"]:
+            if len(fields) < 2 or _is_loopback(fields[1]):
+                continue
+            servers += 1
+        out.append(line)
+    if not servers:
+        out += [f"nameserver {ns}" for ns in FALLBACK_NAMESERVERS]
+    return "\n".join(out) + "\n"
+
+
+def write_inplace(path: Path, text: str) -> None:
+    """Replace a file's content keeping its inode (it may be bind-mounted somewhere)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        data = text.encode()
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def write_all(
+    cdir: Path, hostname: str, own: list[tuple[str, str]], peers: list[tuple[str, str]]
+) -> None:
+    write_inplace(cdir / "hostname", hostname + "\n")
+    write_inplace(cdir / "resolv.conf", resolv_text())
+    write_inplace(cdir / "hosts", hosts_text(own, peers))

@@ -1,0 +1,122 @@
+"""Bridge networking end to end: ping on the default bridge, names on a user network,
+``--network none`` and ``container:NAME``, network commands, and a store that leaves no
+link, netns or nftables table behind. Only the test's own subnets are contacted."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from netfix import configure, force_clean, free_subnet, leftovers, state, table_exists
+
+
+@pytest.fixture
+def net(overlay_pydock):
+    p = overlay_pydock
+    cfg = configure(p.root)
+    bridges = [cfg["bridge"]]
+    try:
+        yield p, cfg, bridges
+    finally:
+        p.cleanup()
+        for n in state(p.root).get("networks", {}).values():
+            if not n.get("Default"):
+                p("network", "rm", n["Name"])
+        left = leftovers(p.root, bridges, list(state(p.root).get("containers", {})))
+        if left:
+            force_clean(p.root, bridges)
+        assert left == [], f"network leftovers: {left}"
+
+
+def ip_of(p, network: str, name: str) -> str:
+    info = json.loads(p.out("network", "inspect", network))[0]
+    for c in info["Containers"].values():
+        if c["Name"] == name:
+            return c["IPv4Address"].split("/")[0]
+    raise AssertionError(f"{name} not on {network}")
+
+
+def wait_running(p, name: str) -> None:
+    for _ in range(100):
+        if name in p.out("ps"):
+            return
+        time.sleep(0.05)
+
+
+def test_none_has_only_loopback(net):
+    p, _, _ = net
+    out = p.out("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net")
+    assert out.split() == ["lo"]
+
+
+def test_default_bridge_ping_and_etc_files(net):
+    p, cfg, _ = net
+    p.out("run", "-d", "--name", "a", "busybox", "sleep", "60")
+    a_ip = ip_of(p, "bridge", "a")
+    out = p.out(
+        "run", "--rm", "--name", "b", "-h", "bee", "busybox", "sh", "-c",
+        f"ping -c1 -W2 {a_ip} && ls /sys/class/net && cat /etc/hostname /etc/hosts "
+        "&& ip route && cat /sys/class/net/eth0/mtu",
+    )  # fmt: skip
+    assert "1 packets received" in out
+    assert "eth0" in out.split() and "lo" in out.split()
+    assert "bee\n" in out
+    assert f"default via {cfg['gateway']} dev eth0" in out
+    assert "\n1500\n" in out
+    # rm'd b gave its address back: the next container gets it again
+    p.out("run", "--rm", "--name", "c", "busybox", "true")
+    assert len(state(p.root)["containers"]) == 1
+    p.out("rm", "-f", "a")
+    assert not table_exists(p.root)  # the default bridge went down with its last container
+
+
+def test_user_network_names_connect_and_removal(net):
+    p, _, bridges = net
+    sub = free_subnet()
+    nid = p.out(
+        "network", "create", "--subnet", str(sub), "--bridge-name", bridges[0][:-1] + "u", "app"
+    ).strip()
+    bridges.append(bridges[0][:-1] + "u")
+    assert "app" in p.out("network", "ls")
+    p.out("run", "-d", "--name", "db", "--network", "app", "busybox", "sleep", "60")
+    out = p.out(
+        "run", "--rm", "--name", "web", "--network", "app", "busybox", "sh", "-c", "ping -c1 -W2 db"
+    )
+    assert "1 packets received" in out
+    # the hosts file of a running peer follows joins and leaves
+    p.out("run", "-d", "--name", "cache", "--network", "app", "busybox", "sleep", "60")
+    hosts = p.out("run", "--rm", "--network", "container:db", "busybox", "cat", "/etc/hosts")
+    assert "\tcache\n" in hosts  # db's own file, rewritten when cache joined
+    res = p("network", "rm", "app")
+    assert res.returncode == 1 and b"active endpoints" in res.stderr
+    # connect a default-bridge container to app: it gets eth1 and can reach db by name
+    p.out("run", "-d", "--name", "x", "busybox", "sleep", "60")
+    p.out("network", "connect", "app", "x")
+    out = p.out(
+        "run",
+        "--rm",
+        "--network",
+        "container:x",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net; ping -c1 -W2 db",
+    )
+    assert "eth1" in out.split() and "1 packets received" in out
+    p.out("network", "disconnect", "app", "x")
+    assert not any(
+        c["Name"] == "x"
+        for c in json.loads(p.out("network", "inspect", nid[:12]))[0]["Containers"].values()
+    )
+    p.out("rm", "-f", "db", "cache", "x")
+    assert table_exists(p.root)  # app still exists
+    p.out("network", "rm", "app")
+    assert not table_exists(p.root)
+    assert p("network", "inspect", "app").returncode == 1
+
+
+def test_unknown_network_is_125(net):
+    p, _, _ = net
+    res = p("run", "--rm", "--network", "nosuch", "busybox", "true")
+    assert res.returncode == 125 and b"network nosuch not found" in res.stderr

@@ -1,0 +1,58 @@
+"""20 containers started at once on one bridge get 20 distinct addresses (the IPAM's
+flock), and removing them all leaves no veth, lease, netns, rule or table behind."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+
+from helpers import PYDOCK
+from netfix import configure, force_clean, leftovers, state
+
+N = 20
+
+
+def test_twenty_concurrent_runs_get_distinct_addresses(overlay_pydock):
+    p = overlay_pydock
+    cfg = configure(p.root)
+    procs = [
+        subprocess.Popen(
+            [
+                PYDOCK,
+                "--root",
+                str(p.root),
+                "-s",
+                "overlay2",
+                "run",
+                "-d",
+                "--name",
+                f"c{i}",
+                "busybox",
+                "sleep",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(N)
+    ]
+    cids = []
+    try:
+        for pr in procs:
+            out, err = pr.communicate(timeout=120)
+            assert pr.returncode == 0, err.decode()
+            cids.append(out.decode().strip())
+        info = json.loads(p.out("network", "inspect", "bridge"))[0]
+        addrs = {c["IPv4Address"].split("/")[0] for c in info["Containers"].values()}
+        assert len(addrs) == N
+        assert all(ipaddress.IPv4Address(a) in cfg["subnet"] for a in addrs)
+        assert cfg["gateway"] not in addrs
+        p.out("rm", "-f", *cids)
+        assert state(p.root)["containers"] == {}
+        assert leftovers(p.root, [cfg["bridge"]], cids) == []
+    finally:
+        p.cleanup()
+        left = leftovers(p.root, [cfg["bridge"]], cids)
+        if left:
+            force_clean(p.root, [cfg["bridge"]])
