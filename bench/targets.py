@@ -175,6 +175,7 @@ class OciRuntime(Target):
 
     def close(self) -> None:
         shutil.rmtree(self.state, ignore_errors=True)
+        _rmdir_quiet(self.state.parent)
 
 
 class Docker(Target):
@@ -263,6 +264,7 @@ class Docker(Target):
         _unmount_under(self.run_dir)
         shutil.rmtree(self.data, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        _rmdir_quiet(self.run_dir.parent)
         if self.cg:
             self.cg.cleanup()
 
@@ -328,6 +330,7 @@ class Podman(Target):
         _unmount_under(self.run_dir)
         shutil.rmtree(self.store, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        _rmdir_quiet(self.run_dir.parent)
         if self.cg:
             self.cg.cleanup()
 
@@ -342,6 +345,14 @@ class PythonFloor(Target):
 
     def argv(self, image: str | None = None) -> list[str]:
         return [sys.executable, "-c", "pass"]
+
+
+def _rmdir_quiet(path: Path) -> None:
+    """Remove the shared /run/pydock-bench once the last peer using it is closed."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _cgroup_parent(name: str) -> PeerCgroupParent:
