@@ -102,6 +102,10 @@ class Links:
                 if f.read().strip() != "1":
                     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
 
+    def names(self) -> list[str]:
+        """Every link name in the host namespace (one netlink dump)."""
+        return [link.get_attr("IFLA_IFNAME") for link in self.ipr.get_links()]
+
     def delete_link(self, name: str) -> None:
         idx = self.index(name)
         if idx is None:

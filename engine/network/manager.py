@@ -328,8 +328,10 @@ def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
             from .links import remove_netns
 
             entry = st.containers.pop(cid, None) or {"Endpoints": {}}
-            for name in [host_veth(cid, k) for k in range(MAX_ENDPOINTS)]:
-                sess.links.delete_link(name)
+            prefix = host_veth(cid, 0)[:-1]
+            for name in sess.links.names():  # one dump instead of a lookup per slot
+                if name.startswith(prefix) and len(name) == len(prefix) + 1:
+                    sess.links.delete_link(name)
             nft.remove_tag(sess.nft, cfg.table, f"ctr:{cid[:12]}")
             remove_netns(str(netns))
             _refresh_hosts(Path(root), st, list(entry["Endpoints"]))
