@@ -126,8 +126,13 @@ class Driver(abc.ABC):
         """Make an empty read-only layer on ``parent`` (None: a base layer)."""
 
     @abc.abstractmethod
-    def create_rw(self, id: str, parent: str | None) -> None:
-        """Make a container's writable layer on ``parent``."""
+    def create_rw(self, id: str, parent: str | None, *, ephemeral: bool = False) -> None:
+        """Make a container's writable layer on ``parent``.
+
+        ``ephemeral``: the layer is removed when its container stops (``run --rm``), so it
+        needs no durability and no usage record: a driver may skip syncs (overlay's
+        ``volatile``) and the usage walk at unmount.
+        """
 
     @abc.abstractmethod
     def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> int:

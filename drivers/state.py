@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,21 +28,30 @@ if TYPE_CHECKING:
 
 
 TEMP_PREFIX = ".tmp-"
+FRESH_PREFIX = ".new-"  # a temp dir for the instant before it is locked
+STALE_FRESH_SECONDS = 60
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Replace ``path`` with ``obj`` as JSON so readers see the old or the new file, never half."""
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``obj`` as JSON so readers see the old or the new file, never half.
+
+    ``durable=False`` skips the fsyncs: for records that are caches (a lost one is measured
+    again) or that describe an ephemeral layer, on the start path where an fsync costs ms.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "w") as f:
             json.dump(obj, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.rename(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     # The rename itself is durable only once the directory is synced.
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -133,9 +143,20 @@ class TempDir:
 
     def __enter__(self) -> TempDir:
         self.home.mkdir(parents=True, exist_ok=True)
-        os.mkdir(self.path, 0o700)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        # Made under a name cleanup_temp_dirs() leaves alone, locked, then renamed: a
+        # ``.tmp-*`` dir is never seen unlocked while its builder lives (between a plain
+        # mkdir and the flock, another process's cleanup could delete it).
+        fresh = self.home / f"{FRESH_PREFIX}{self.path.name[len(TEMP_PREFIX) :]}"
+        os.mkdir(fresh, 0o700)
+        try:
+            self._fd = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            os.rename(fresh, self.path)
+        except BaseException:
+            if self._fd >= 0:
+                os.close(self._fd)
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
         return self
 
     def commit(self, final: str | os.PathLike[str]) -> None:
@@ -162,7 +183,17 @@ def cleanup_temp_dirs(home: str | os.PathLike[str]) -> list[Path]:
         entries = list(os.scandir(home))
     except FileNotFoundError:
         return removed
+    now = time.time()
     for e in entries:
+        if e.name.startswith(FRESH_PREFIX):
+            # A builder holds one of these for microseconds; an old one is a crash's.
+            try:
+                if now - e.stat(follow_symlinks=False).st_mtime > STALE_FRESH_SECONDS:
+                    shutil.rmtree(e.path, ignore_errors=True)
+                    removed.append(Path(e.path))
+            except OSError:
+                pass
+            continue
         if not e.name.startswith(TEMP_PREFIX):
             continue
         try:

@@ -117,10 +117,10 @@ class VfsDriver(Driver):
     def create(self, id: str, parent: str | None) -> None:
         self._create(id, parent, rw=False)
 
-    def create_rw(self, id: str, parent: str | None) -> None:
-        self._create(id, parent, rw=True)
+    def create_rw(self, id: str, parent: str | None, *, ephemeral: bool = False) -> None:
+        self._create(id, parent, rw=True, ephemeral=ephemeral)
 
-    def _create(self, id: str, parent: str | None, *, rw: bool) -> None:
+    def _create(self, id: str, parent: str | None, *, rw: bool, ephemeral: bool = False) -> None:
         final = self._path(id)
         if self.exists(id):
             raise LayerExists(f"layer {id} already exists")
@@ -139,6 +139,7 @@ class VfsDriver(Driver):
                 "rw": rw,
                 "copied_ns": copied_ns,
                 "usage": _usage_json(measure_usage(tree)),
+                "ephemeral": ephemeral,
             }
             with self._locked():
                 if self.exists(id):
@@ -146,7 +147,7 @@ class VfsDriver(Driver):
                 if final.exists():  # an orphan tree from a crash between rename and meta
                     shutil.rmtree(final)
                 os.rename(tree, final)
-                write_json_atomic(self._meta_path(id), meta)
+                write_json_atomic(self._meta_path(id), meta, durable=not ephemeral)
 
     def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> int:
         meta = self._read_meta(id)
@@ -221,7 +222,7 @@ class VfsDriver(Driver):
             if ref.count <= 0:
                 raise DriverError(f"layer {id} is not mounted")
             ref.count -= 1
-            if ref.count == 0 and meta.get("rw"):
+            if ref.count == 0 and meta.get("rw") and not meta.get("ephemeral"):
                 meta["usage"] = _usage_json(measure_usage(self._path(id)))
                 write_json_atomic(self._meta_path(id), meta)
 

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 USAGE_FILE = "usage.json"
+VOLATILE_MARK = "volatile"  # in an ephemeral writable layer's dir
 REFS_DIR = ".refs"
 _METHOD_NAMES = {
     mnt.FSCONFIG: "fsconfig lowerdir+ (new mount API)",
@@ -117,10 +118,10 @@ class Overlay2Driver(Driver):
     def create(self, id: str, parent: str | None) -> None:
         self._create(id, parent, rw=False)
 
-    def create_rw(self, id: str, parent: str | None) -> None:
-        self._create(id, parent, rw=True)
+    def create_rw(self, id: str, parent: str | None, *, ephemeral: bool = False) -> None:
+        self._create(id, parent, rw=True, ephemeral=ephemeral)
 
-    def _create(self, id: str, parent: str | None, *, rw: bool) -> None:
+    def _create(self, id: str, parent: str | None, *, rw: bool, ephemeral: bool = False) -> None:
         check_id(id)
         if self.exists(id):
             raise LayerExists(f"overlay2: layer {id!r} already exists")
@@ -148,8 +149,15 @@ class Overlay2Driver(Driver):
                 (tmp.path / "lower").write_text(lower)
             if rw:
                 os.mkdir(tmp.path / "work", 0o700)
-            u = measure_usage(tmp.path / "diff")
-            write_json_atomic(tmp.path / USAGE_FILE, {"size": u.size, "inodes": u.inodes})
+            if ephemeral:
+                # Mounted "volatile" (overlayfs.rst): no syncs, none at unmount either; the
+                # layer dies with its container, and after a crash it is removed anyway.
+                os.close(os.open(tmp.path / VOLATILE_MARK, os.O_CREAT | os.O_WRONLY, 0o600))
+            else:
+                u = measure_usage(tmp.path / "diff")
+                write_json_atomic(
+                    tmp.path / USAGE_FILE, {"size": u.size, "inodes": u.inodes}, durable=False
+                )
             # The link may dangle for an instant; a crash here leaves only a dead symlink.
             os.symlink(f"../{id}/diff", link)
             try:
@@ -264,8 +272,11 @@ class Overlay2Driver(Driver):
     def _mount(self, id: str, p: LayerPaths) -> None:
         lowers = [self._link_path(e) for e in self.layout.lower_names(id)]
         os.makedirs(p.merged, mode=0o700, exist_ok=True)
+        options = self.mount_options
         if self.layout.is_rw(id):
             upper, work, readonly = str(p.diff), str(p.work), False
+            if os.path.exists(p.dir / VOLATILE_MARK):
+                options = [*options, "volatile"]
         else:
             # A read-only image layer: its own diff is simply the top lower dir.
             lowers.insert(0, self._link_path(f"{LINK_DIR}/{self.layout.short_name(id)}"))
@@ -273,7 +284,7 @@ class Overlay2Driver(Driver):
         try:
             mnt.mount_overlay(
                 str(p.merged), lowers, upper, work,
-                readonly=readonly, options=self.mount_options,
+                readonly=readonly, options=options,
                 method=self.method, relative_to=str(self.home),
             )  # fmt: skip
         except OSError as e:
@@ -289,7 +300,11 @@ class Overlay2Driver(Driver):
                 merged = str(p.merged)
                 if mnt.is_mountpoint(merged):
                     mnt.unmount(merged)
-            if ref.count == 0 and self.layout.is_rw(id):
+            if (
+                ref.count == 0
+                and self.layout.is_rw(id)
+                and not os.path.exists(p.dir / VOLATILE_MARK)
+            ):
                 self._record_usage(p)
         if self._held[id] > 0:
             self._held[id] -= 1
@@ -351,7 +366,8 @@ class Overlay2Driver(Driver):
 
     def _record_usage(self, p: LayerPaths) -> Usage:
         u = measure_usage(p.diff)
-        write_json_atomic(p.dir / USAGE_FILE, {"size": u.size, "inodes": u.inodes})
+        # a cache of what the tree holds: re-measured if lost, so not fsync'ed
+        write_json_atomic(p.dir / USAGE_FILE, {"size": u.size, "inodes": u.inodes}, durable=False)
         return u
 
     # -- driver-wide -----------------------------------------------------------------------

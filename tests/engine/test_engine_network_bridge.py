@@ -14,6 +14,7 @@ from netfix import configure, force_clean, free_subnet, leftovers, state, table_
 @pytest.fixture
 def net(overlay_pydock):
     p = overlay_pydock
+    p.network = None  # pydock's default network (bridge), not the fixture's "none"
     cfg = configure(p.root)
     bridges = [cfg["bridge"]]
     try:

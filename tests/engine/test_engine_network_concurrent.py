@@ -15,6 +15,7 @@ N = 20
 
 def test_twenty_concurrent_runs_get_distinct_addresses(overlay_pydock):
     p = overlay_pydock
+    p.network = None  # pydock's default network (bridge)
     cfg = configure(p.root)
     procs = [
         subprocess.Popen(

@@ -22,6 +22,7 @@ HTTPD = "mkdir -p /www && echo hello-pydock > /www/index.html && exec httpd -f -
 @pytest.fixture
 def net(overlay_pydock):
     p = overlay_pydock
+    p.network = None  # pydock's default network (bridge), not the fixture's "none"
     cfg = configure(p.root)
     try:
         yield p, cfg
