@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import sys
 from collections import namedtuple
@@ -122,6 +121,8 @@ class LogCopier:
         self.partial: dict[int, bytes] = {out_r: b"", err_r: b""}
 
     def run(self) -> None:
+        import selectors  # only containers with a log; `run --rm` hands over its own fds
+
         sel = selectors.DefaultSelector()
         for fd in self.fds:
             sel.register(fd, selectors.EVENT_READ)
