@@ -299,4 +299,3 @@ class _NoClose:
 
     def __exit__(self, *exc: object) -> None:
         pass
-

@@ -176,14 +176,19 @@ class Puller:
         return doc, top_digest, config
 
     def fetch_small_blob(self, ref: refmod.Reference, digest: str) -> bytes:
+        """A config blob: small, read whole; a dropped connection is tried again."""
         reg = self.registry(ref)
-        with reg.open(
-            "GET",
-            f"/v2/{ref.path}/blobs/{digest}",
-            scopes=(f"repository:{ref.path}:pull",),
-            what=f"blob {digest}",
-        ) as r:
-            data = r.read()
+        for attempt in range(4):
+            try:
+                with reg.open(
+                    "GET", f"/v2/{ref.path}/blobs/{digest}",
+                    scopes=(f"repository:{ref.path}:pull",), what=f"blob {digest}",
+                ) as r:  # fmt: skip
+                    data = r.read()
+                break
+            except (HTTPException, ConnectionError, TimeoutError) as e:
+                if attempt == 3:
+                    raise TransientError(f"download of blob {digest} failed: {e!r}") from None
         if sha256_digest(data) != digest:
             raise InvalidInput(f"digest mismatch for blob {digest}")
         return data
@@ -282,7 +287,8 @@ class Puller:
         for layer in layers:
             if not layer.digest.startswith("sha256:") or len(layer.digest) != 71:
                 raise InvalidInput(f"unsupported layer digest {layer.digest}")
-        with pull_lock(self.root).acquire(shared=True):
+        lock = pull_lock(self.root).acquire(shared=True)
+        try:
             missing = []
             for layer in layers:
                 if self._have(layer.chain):
@@ -292,6 +298,8 @@ class Puller:
                     missing.append(layer)
             files = self._download_all(ref, missing)
             image_id, fresh = self._apply(config, layers, files, ref)
+        finally:
+            lock.release()
         for f in files.values():
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
