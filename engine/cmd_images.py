@@ -11,27 +11,12 @@ from .errors import Conflict, EngineError, InvalidInput
 
 
 def cmd_images(engine: Engine, a: argparse.Namespace) -> int:
-    from .containers import parse_time
-    from .format import human_size, since, table
+    from .imagelist import apply_filters, render, rows
 
-    rows = []
-    for img in engine.images.images():
-        created = img.config.get("created", "")
-        when = f"{since(parse_time(created))} ago" if created else "N/A"
-        tags = img.tags or ["<none>:<none>"]
-        for t in tags:
-            repo, _, tag = t.rpartition(":")
-            shown = img.id if a.no_trunc else img.id[7:19]
-            rows.append([repo, tag, shown, when, human_size(img.size), created])
-    rows.sort(key=lambda r: r[5], reverse=True)
-    if a.quiet:
-        seen = []
-        for r in rows:
-            if r[2] not in seen:
-                seen.append(r[2])
-        print("\n".join(seen))
-        return 0
-    print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], [r[:5] for r in rows]))
+    items = apply_filters(engine.images, rows(engine.images), a.filter or [], a.repository)
+    out = render(items, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, digests=a.digests)
+    if out:
+        print(out)
     return 0
 
 
@@ -135,6 +120,11 @@ def cmd_image(engine: Engine, a: argparse.Namespace) -> int:
 def _add_images_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-a", "--all", action="store_true", help="no intermediate images here")
+    p.add_argument("--digests", action="store_true")
+    p.add_argument("-f", "--filter", action="append")
+    p.add_argument("--format")
+    p.add_argument("repository", nargs="?")
 
 
 def setup(sub) -> None:
