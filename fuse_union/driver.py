@@ -174,40 +174,19 @@ class FuseUnionDriver(Overlay2Driver):
         return merged
 
     def _mount(self, id: str, p: LayerPaths) -> None:
-        import subprocess
-
         lowers = [str(d) for d in self.layout.lower_diffs(id)]
-        args = [sys.executable, "-m", "pydock.fuse_union.server", "--mountpoint", str(p.merged)]
+        upper = work = None
         if self.layout.is_rw(id):
-            args += ["--upper", str(p.diff), "--work", str(p.work)]
+            upper, work = str(p.diff), str(p.work)
         else:
-            lowers.insert(0, str(p.diff))
-        for d in lowers:
-            args += ["--lower", d]
+            lowers.insert(0, str(p.diff))  # a read-only image layer: its diff is the top lower
         os.makedirs(p.merged, mode=0o700, exist_ok=True)
         self.runtime.mkdir(mode=0o700, exist_ok=True)
-        r, w = os.pipe()
         try:
-            with open(self.runtime / f"{id}.log", "ab") as log:
-                proc = subprocess.Popen(
-                    [*args, "--ready-fd", str(w)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    pass_fds=(w,), start_new_session=True,
-                )  # fmt: skip
-        except BaseException:
-            os.close(r)
-            raise
-        finally:
-            os.close(w)
+            proc = start_server(str(p.merged), lowers, upper, work, self.runtime / f"{id}.log")
+        except DriverError as e:
+            raise DriverError(f"fuse-union: cannot mount layer {id!r}: {e}") from None
         self._procs[proc.pid] = proc
-        try:
-            msg = _read_ready(r, READY_TIMEOUT)
-        finally:
-            os.close(r)
-        if msg != "ok":
-            self._stop(proc.pid, str(p.merged))
-            detail = msg or f"server exited with status {proc.poll()}"
-            raise DriverError(f"fuse-union: cannot mount layer {id!r}: {detail}")
         start = _start_time(proc.pid) or "0"
         tmp = self._pidfile(id).with_suffix(".tmp")
         tmp.write_text(f"{proc.pid} {start}\n")
@@ -278,24 +257,6 @@ class FuseUnionDriver(Overlay2Driver):
             self._reap_if_child(pid, block=False)
             time.sleep(0.01)
 
-    def _stop(self, pid: int, merged: str) -> None:
-        """End a server that failed to come up (it may or may not have mounted)."""
-        if in_mountinfo(merged):
-            _detach(merged)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        if self._reap_if_child(pid, block=True) is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._reap_if_child(pid, block=True)
-
-    def cleanup(self) -> None:
-        super().cleanup()
-
     # -- driver-wide -----------------------------------------------------------------------
     def status(self) -> list[tuple[str, str]]:
         from importlib.metadata import PackageNotFoundError, version
@@ -312,6 +273,72 @@ class FuseUnionDriver(Overlay2Driver):
             ("Native Overlay Diff", "true"),
             ("FUSE server", f"pyfuse3 {pyfuse3_version}, one process per mounted layer"),
         ]
+
+
+def start_server(
+    mountpoint: str,
+    lowers: list[str],
+    upper: str | None = None,
+    work: str | None = None,
+    log: str | os.PathLike[str] | None = None,
+):
+    """Start a FUSE server on ``mountpoint`` and return its ``Popen`` once the mount is live.
+
+    Raises :class:`DriverError` with the server's own one-line reason if it cannot mount.
+    The server runs in a session of its own so a terminal's signals do not reach it.
+    """
+    import subprocess
+
+    args = [sys.executable, "-m", "pydock.fuse_union.server", "--mountpoint", mountpoint]
+    if upper is not None:
+        args += ["--upper", upper, "--work", str(work)]
+    for d in lowers:
+        args += ["--lower", d]
+    r, w = os.pipe()
+    try:
+        out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                [*args, "--ready-fd", str(w)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                pass_fds=(w,), start_new_session=True,
+            )  # fmt: skip
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # type: ignore[union-attr]
+        os.close(w)
+        w = -1
+        msg = _read_ready(r, READY_TIMEOUT)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    if msg != "ok":
+        stop_server(proc, mountpoint)
+        raise DriverError(msg or f"FUSE server exited with status {proc.returncode}")
+    return proc
+
+
+def stop_server(proc, mountpoint: str) -> None:
+    """Unmount (lazily if busy) and end ``proc``: SIGTERM, then SIGKILL; always reaped."""
+    import subprocess
+
+    if in_mountinfo(mountpoint):
+        try:
+            mnt.unmount(mountpoint)
+        except OSError:
+            _detach(mountpoint)
+    try:
+        proc.wait(EXIT_TIMEOUT)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    proc.terminate()
+    try:
+        proc.wait(EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _read_ready(fd: int, timeout: float) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import PYDOCK, run_pydock
 
-DRIVERS = ["overlay2", "vfs"]
+DRIVERS = ["overlay2", "fuse-union", "vfs"]
 
 
 class Pydock:
