@@ -183,6 +183,16 @@ class Driver(abc.ABC):
         layer exactly.
         """
 
+    def diff_exact(self, id: str, out: BinaryIO) -> bool:
+        """Write the very tar ``apply_diff`` was given for ``id``, byte for byte, to ``out``.
+
+        Image ids and registry digests are hashes of the original layer tars, which
+        :meth:`diff` cannot reproduce (it writes an equivalent tar). Returns False, having
+        written nothing, when the driver kept no record of the original (the default, and
+        for layers that were never applied from a tar, such as containers' layers).
+        """
+        return False
+
     @abc.abstractmethod
     def changes(self, id: str) -> list[Change]:
         """What ``id`` changed relative to its parent (``docker diff``), sorted by path."""
@@ -205,7 +215,8 @@ class Driver(abc.ABC):
         return []
 
     def capabilities(self) -> dict[str, bool]:
-        """Feature flags, e.g. {"ReproducesExactDiffs": True}."""
+        """Feature flags, e.g. {"ReproducesExactDiffs": True}: :meth:`diff_exact` returns the
+        original tar of applied layers."""
         return {}
 
     def metadata(self, id: str) -> dict[str, str]:

@@ -13,6 +13,11 @@ Public API (drivers import from here; the sibling modules hold the pieces):
     written outside ``dest_dir``. Nothing is rolled back: the caller builds into a
     temporary directory (:class:`pydock.drivers.state.TempDir`) and discards it on error.
 
+``reproduce_tar(tar_split, tree, out) -> bool``
+    The exact layer tar ``apply_tar(..., tar_split=...)`` read, rebuilt from the recorded
+    framing and the files in ``tree`` (:mod:`pydock.drivers.tarsplit`); False when it
+    cannot be (no recording, a file missing or resized), before any byte is written.
+
 ``write_tar(out, root_dir, changes=None, *, whiteout_reader=None) -> int``
     Write an OCI layer tar (PAX, numeric owners, ns mtimes, xattrs, hard links by
     (dev, ino), devices, directories before their contents). With ``changes`` (a list of
@@ -78,6 +83,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "apply_tar",
+    "reproduce_tar",
     "write_tar",
     "tree_changes",
     "diff_size",
@@ -112,10 +118,45 @@ Key = tuple[str, ...]
 
 
 def apply_tar(
-    stream: BinaryIO, dest_dir: str | os.PathLike[str], *, whiteouts: WhiteoutHandler
+    stream: BinaryIO,
+    dest_dir: str | os.PathLike[str],
+    *,
+    whiteouts: WhiteoutHandler,
+    tar_split: str | os.PathLike[str] | None = None,
 ) -> int:
-    """Unpack the layer tar ``stream`` into ``dest_dir``; see the module docstring."""
-    return _Applier(dest_dir, whiteouts).run(stream)
+    """Unpack the layer tar ``stream`` into ``dest_dir``; see the module docstring.
+
+    With ``tar_split``, the tar's framing is recorded to that file (see
+    :mod:`pydock.drivers.tarsplit`) and the stream is read to its end, so that
+    :func:`reproduce_tar` can later write the original bytes back. The file is only
+    created when the recording is reproducible.
+    """
+    if tar_split is None:
+        return _Applier(dest_dir, whiteouts).run(stream)
+    from pydock.drivers.tarsplit import Recorder
+
+    rec = Recorder(stream, tar_split)
+    try:
+        size = _Applier(dest_dir, whiteouts).run(rec)  # type: ignore[arg-type]
+        rec.finish()
+    except BaseException:
+        rec.abort()
+        raise
+    return size
+
+
+def reproduce_tar(
+    tar_split: str | os.PathLike[str], tree: str | os.PathLike[str], out: BinaryIO
+) -> bool:
+    """Write the layer tar recorded by :func:`apply_tar` back, byte for byte, from ``tree``.
+
+    False (nothing written) when there is no recording or the tree no longer matches it.
+    """
+    if not os.path.exists(tar_split):
+        return False
+    from pydock.drivers.tarsplit import reproduce
+
+    return reproduce(tar_split, tree, out)
 
 
 def _pax_ns(member: tarfile.TarInfo, key: str, fallback: float) -> int:

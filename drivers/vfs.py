@@ -8,6 +8,7 @@ Layout under ``home`` (``<pydock root>/vfs``)::
 
     dir/<id>/         the layer's full tree (what ``get`` returns; nothing is mounted)
     meta/<id>.json    {"parent", "rw", "copied_ns", "usage": {"size", "inodes"}}
+    meta/<id>.tar-split.gz  the applied tar's framing, for exact re-export (drivers.tarsplit)
     refs/<id>.ref     cross-process reference count (pydock.drivers.state.RefCounts)
     .tmp-<id>-<rnd>/  a layer being built or applied; renamed into dir/ when complete
     .lock             flock serialising registration (create/remove/recovery)
@@ -50,12 +51,14 @@ from pydock.drivers.layers import (
     diff_size,
     measure_usage,
     read_json,
+    reproduce_tar,
     tree_changes,
     write_json_atomic,
     write_tar,
 )
 from pydock.drivers.state import TEMP_PREFIX
 
+SPLIT_SUFFIX = ".tar-split.gz"
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,254}")
 
 
@@ -79,6 +82,9 @@ class VfsDriver(Driver):
 
     def _meta_path(self, id: str) -> Path:
         return self._meta / f"{id}.json"
+
+    def _split_path(self, id: str) -> Path:
+        return self._meta / f"{id}{SPLIT_SUFFIX}"
 
     def _read_meta(self, id: str) -> dict[str, Any]:
         if not self._path(id).is_dir():
@@ -110,6 +116,10 @@ class VfsDriver(Driver):
             trees = set(os.listdir(self._dirs))
             for id in metas - trees - busy:
                 self._meta_path(id).unlink(missing_ok=True)
+            for p in self._meta.glob(f"*{SPLIT_SUFFIX}*"):
+                id = p.name.split(SPLIT_SUFFIX)[0]
+                if id not in busy and (id not in metas or id not in trees):
+                    p.unlink(missing_ok=True)
             for id in trees - metas - busy:
                 shutil.rmtree(self._dirs / id, ignore_errors=True)
 
@@ -163,13 +173,15 @@ class VfsDriver(Driver):
                 # leaves an unregistered layer (no tree in dir/), never a half-applied one.
                 os.rename(final, tree)
             try:
-                size = apply_tar(stream, tree, whiteouts=DeletingWhiteouts())
+                split = self._split_path(id)
+                size = apply_tar(stream, tree, whiteouts=DeletingWhiteouts(), tar_split=split)
                 meta["usage"] = _usage_json(measure_usage(tree))
                 os.rename(tree, final)
                 write_json_atomic(self._meta_path(id), meta)
             except BaseException:
                 # The caller's layer is gone (its tree is discarded with the temp dir).
                 self._meta_path(id).unlink(missing_ok=True)
+                self._split_path(id).unlink(missing_ok=True)
                 self._refs.discard(id)
                 raise
         return size
@@ -185,6 +197,7 @@ class VfsDriver(Driver):
             # Unregister first, then delete: a crash in between leaves an orphan tree that
             # recovery removes, never a registered layer with half its files.
             self._meta_path(id).unlink()
+            self._split_path(id).unlink(missing_ok=True)
             self._refs.discard(id)
             with TempDir(self.home, id) as tmp:
                 os.rename(self._path(id), tmp.path / "fs")
@@ -241,6 +254,12 @@ class VfsDriver(Driver):
 
     def diff(self, id: str, out: BinaryIO) -> None:
         write_tar(out, self._path(id), self._changes(id))
+
+    def diff_exact(self, id: str, out: BinaryIO) -> bool:
+        # The layer's full tree holds, at each recorded path, the file this tar wrote there:
+        # image layers are never written after apply_diff (containers get copies).
+        self._read_meta(id)
+        return reproduce_tar(self._split_path(id), self._path(id), out)
 
     def changes(self, id: str) -> list[Change]:
         return self._changes(id)
