@@ -25,13 +25,16 @@ from .errors import EngineError
 #: command word -> the module (in pydock.engine) that registers it
 COMMAND_MODULES: dict[str, str] = {
     "run": "cmd_containers", "create": "cmd_containers", "start": "cmd_containers",
-    "ps": "cmd_containers", "rm": "cmd_containers", "logs": "cmd_containers",
+    "rm": "cmd_containers", "logs": "cmd_containers",
     "images": "cmd_images", "rmi": "cmd_images", "load": "cmd_images", "image": "cmd_images",
     "pull": "cmd_registry", "push": "cmd_registry", "login": "cmd_registry",
     "logout": "cmd_registry", "tag": "cmd_registry", "save": "cmd_registry",
     "history": "cmd_registry", "import": "cmd_registry",
     "inspect": "cmd_system", "version": "cmd_system", "info": "cmd_system",
     "network": "cmd_network", "port": "cmd_network",
+    "ps": "cmd_manage", "top": "cmd_manage", "stats": "cmd_manage", "pause": "cmd_manage",
+    "unpause": "cmd_manage", "rename": "cmd_manage", "diff": "cmd_manage",
+    "commit": "cmd_manage", "cp": "cmd_manage", "container": "cmd_manage",
 }  # fmt: skip
 
 #: global options that take a value (so the command word is found after them)

@@ -1,4 +1,4 @@
-"""Container commands: run, create, start, ps, rm, logs."""
+"""Container commands: run, create, start, rm, logs (ps is in cmd_manage)."""
 
 from __future__ import annotations
 
@@ -116,47 +116,6 @@ def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
 # -- containers -----------------------------------------------------------------------------
 
 
-def _status(rec: dict) -> str:
-    from .containers import parse_time
-    from .format import since
-
-    st = rec["State"]
-    if st["Status"] == "running":
-        return f"Up {since(parse_time(st['StartedAt']))}"
-    if st["Status"] == "exited":
-        return f"Exited ({st['ExitCode']}) {since(parse_time(st['FinishedAt']))} ago"
-    return st["Status"].capitalize()
-
-
-def cmd_ps(engine: Engine, a: argparse.Namespace) -> int:
-    from .containers import parse_time
-    from .format import ellipsis, since, table
-
-    engine.reconcile()
-    recs = [r for r in engine.containers.all() if a.all or r["State"]["Status"] == "running"]
-    recs.sort(key=lambda r: r["Created"], reverse=True)
-    if a.quiet:
-        for r in recs:
-            print(r["Id"] if a.no_trunc else r["Id"][:12])
-        return 0
-    rows = []
-    for r in recs:
-        cmd = " ".join([r["Path"], *r["Args"]])
-        rows.append(
-            [
-                r["Id"] if a.no_trunc else r["Id"][:12],
-                r["Config"]["Image"],
-                json.dumps(cmd if a.no_trunc else ellipsis(cmd, 20), ensure_ascii=False),
-                f"{since(parse_time(r['Created']))} ago",
-                _status(r),
-                "",
-                r["Name"].lstrip("/"),
-            ]
-        )
-    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows))
-    return 0
-
-
 def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
     engine.reconcile()
     failed = False
@@ -214,10 +173,6 @@ def setup(sub) -> None:
     s.add_argument("-a", "--attach", action="store_true")
     s.add_argument("-i", "--interactive", action="store_true")
     s.add_argument("containers", nargs="+")
-    ps = add_command(sub, "ps", cmd_ps)
-    ps.add_argument("-a", "--all", action="store_true")
-    ps.add_argument("-q", "--quiet", action="store_true")
-    ps.add_argument("--no-trunc", action="store_true")
     rm = add_command(sub, "rm", cmd_rm)
     rm.add_argument("-f", "--force", action="store_true")
     rm.add_argument("containers", nargs="+")

@@ -17,41 +17,25 @@ def cmd_inspect(engine: Engine, a: argparse.Namespace) -> int:
     failed = False
     for ref in a.objects:
         try:
-            out.append(_inspect_one(engine, ref, getattr(a, "type", None)))
+            out.append(_inspect_one(engine, ref, getattr(a, "type", None), a.size))
         except EngineError as e:
             eprint(f"Error: No such object: {ref}" if isinstance(e, NotFound) else f"Error: {e}")
             failed = True
     if a.format:
+        from . import gotemplate
+
         for obj in out:
-            print(_go_template(a.format, obj))
+            try:
+                print(gotemplate.render(gotemplate.prepare(a.format), obj))
+            except gotemplate.TemplateError as e:
+                eprint(f"template parsing error: {e}")
+                return 1
     else:
         print(json.dumps(out, indent=4))
     return 1 if failed else 0
 
 
-def _go_template(fmt: str, obj: dict) -> str:
-    """The ``{{.A.B}}`` and ``{{json .A}}`` subset of Docker's --format templates."""
-    import re
-
-    def value(path: str) -> object:
-        cur: object = obj
-        for part in [p for p in path.split(".") if p]:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        return cur
-
-    def sub(m: re.Match) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(value(expr[5:].strip()))
-        v = value(expr)
-        if isinstance(v, bool):
-            return str(v).lower()
-        return "<no value>" if v is None else str(v)
-
-    return re.sub(r"\{\{(.*?)\}\}", sub, fmt)
-
-
-def _inspect_one(engine: Engine, ref: str, kind: str | None) -> dict:
+def _inspect_one(engine: Engine, ref: str, kind: str | None, size: bool = False) -> dict:
     if kind in (None, "container"):
         try:
             rec = engine.containers.load(engine.containers.resolve(ref))
@@ -59,11 +43,7 @@ def _inspect_one(engine: Engine, ref: str, kind: str | None) -> dict:
             if kind == "container":
                 raise
         else:
-            rec = {k: v for k, v in rec.items() if k not in ("Creating", "Parent")}
-            rec["State"] = {k: v for k, v in rec["State"].items() if k != "Owner"}
-            drv = engine.driver(rec["Driver"])
-            rec["GraphDriver"] = {"Name": rec["Driver"], "Data": drv.metadata(rec["Id"])}
-            return rec
+            return _container(engine, rec, size)
     image_id = engine.images.resolve(ref)
     config = engine.images.config(image_id)
     chain = engine.images.layer_chain(image_id)
@@ -87,6 +67,26 @@ def _inspect_one(engine: Engine, ref: str, kind: str | None) -> dict:
             else ""
         },
     }
+
+
+def _container(engine: Engine, rec: dict, size: bool) -> dict:
+    """A record as ``docker inspect`` shows it: State with Docker's derived Status
+    (paused, restarting), HostConfig and Mounts as recorded, GraphDriver from the driver,
+    SizeRw/SizeRootFs (``--size``) from tracked usage."""
+    from . import pslist
+
+    out = {k: v for k, v in rec.items() if k not in ("Creating", "Parent")}
+    out["State"] = {k: v for k, v in rec["State"].items() if k != "Owner"}
+    out["State"]["Status"] = pslist.state_word(rec)
+    out.setdefault("RestartCount", 0)
+    out.setdefault("HostConfig", {})
+    out.setdefault("Mounts", [])
+    drv = engine.driver(rec["Driver"])
+    data = drv.metadata(rec["Id"]) if drv.exists(rec["Id"]) else {}
+    out["GraphDriver"] = {"Name": rec["Driver"], "Data": data}
+    if size:
+        out["SizeRw"], out["SizeRootFs"] = pslist.sizes(engine, rec)
+    return out
 
 
 # -- system ---------------------------------------------------------------------------------
@@ -163,6 +163,7 @@ def setup(sub) -> None:
     ins = add_command(sub, "inspect", cmd_inspect)
     ins.add_argument("-f", "--format")
     ins.add_argument("--type", choices=["container", "image"])
+    ins.add_argument("-s", "--size", action="store_true")
     ins.add_argument("objects", nargs="+")
     add_command(sub, "version", cmd_version)
     add_command(sub, "info", cmd_info)

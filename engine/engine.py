@@ -21,7 +21,7 @@ from ..drivers.base import Driver, DriverError, DriverOptions
 from . import containers as cstore
 from . import spec as specmod
 from .containers import ContainerStore, alive, me, now
-from .errors import Conflict, EngineError, NotFound
+from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .fsutil import read_json, write_json
 from .images import ImageStore, short_id, store_name
 
@@ -280,8 +280,9 @@ class Engine:
             StartedAt=now(),
             FinishedAt="0001-01-01T00:00:00Z",
             Owner=me(),
+            Paused=False,
         )
-        self.containers.save(rec)
+        self.save_state(rec)
 
     def mark_exited(self, rec: dict, code: int, error: str = "") -> None:
         st = rec["State"]
@@ -293,8 +294,46 @@ class Engine:
             Error=error,
             FinishedAt=now(),
             Owner=None,
+            Paused=False,
         )
+        self.save_state(rec)
+
+    def save_state(self, rec: dict) -> None:
+        """Save ``rec`` (its State is this process's news) keeping the Name on disk.
+
+        A monitor holds its record for the container's whole life; ``rename`` may have
+        changed the record since, and a stale copy must not undo that.
+        """
+        try:
+            rec["Name"] = self.containers.load(rec["Id"])["Name"]
+        except (NotFound, ValueError, KeyError):
+            pass
         self.containers.save(rec)
+
+    def rename(self, ref: str, new: str) -> dict:
+        """Give a container a new name: claim ``names/NEW`` (the atomic test that it is
+        free), rewrite the record, then drop the old link. Resolving either name during the
+        switch finds the same container; a taken name fails before anything changes."""
+        cid = self.containers.resolve(ref)
+        rec = self.containers.load(cid)
+        old = rec["Name"].lstrip("/")
+        new = new.lstrip("/")
+        if new == old:
+            raise InvalidInput("Renaming a container with the same name as its current name")
+        self.containers.reserve_name(new, cid)
+        try:
+            rec = self.containers.load(cid)
+            rec["Name"] = "/" + new
+            self.containers.save(rec)
+        except BaseException:
+            os.unlink(self.containers.names / new)
+            raise
+        try:
+            if os.readlink(self.containers.names / old) == cid:
+                os.unlink(self.containers.names / old)
+        except OSError:
+            pass
+        return rec
 
     def release(self, rec: dict) -> None:
         """Unmount the container's root. Only its owner process mounts it, so every
@@ -365,6 +404,8 @@ class Engine:
                     "attempting removal or force remove"
                 )
             os.kill(st["Pid"], signal.SIGKILL)
+            if st.get("Paused"):
+                self.container_cgroup(rec).thaw()  # a v1 freezer holds back even SIGKILL
             self._wait_owner(st["Owner"])
             try:
                 rec = self.containers.load(cid)
@@ -372,6 +413,25 @@ class Engine:
                 return ref  # its owner removed it (--rm)
         self._discard(rec)
         return ref
+
+    def container_cgroup(self, rec: dict):  # -> pydock.cgroupfs.Cgroup
+        """The cgroup of a running container, as its owner (the monitor) placed it.
+
+        A relative cgroupsPath lies under the cgroup of the process that created it, which
+        need not be the caller's: the owner's /proc/<pid>/cgroup says where that was.
+        """
+        from ..cgroupfs import Cgroup, CgroupError, own_paths
+
+        st = rec["State"]
+        if st["Status"] != "running" or not alive(st.get("Owner")):
+            raise Conflict(f"Container {rec['Id']} is not running")
+        path = self.bundle(rec)["linux"]["cgroupsPath"]
+        if path.startswith("/"):
+            return Cgroup(path)
+        try:
+            return Cgroup(path, own=own_paths(st["Owner"]["Pid"]))
+        except (CgroupError, OSError) as e:
+            raise EngineError(f"cgroup of container {rec['Id'][:12]}: {e}") from None
 
     @staticmethod
     def _wait_owner(owner: dict, timeout: float = 10.0) -> None:

@@ -1,0 +1,127 @@
+"""Container management that is neither starting nor stopping: pause, unpause, prune.
+
+Pausing freezes the container's cgroup (cgroupfs ``Cgroup.freeze``: cgroup.freeze on v2 and
+on hybrid hosts' unified mount, freezer.state on v1) and records ``State.Paused``; the
+record's Status stays "running", as Docker stores it, and ``ps``/``inspect`` show "paused"
+(Docker derives that word from Running + Paused too). The monitor clears Paused when it
+records an exit or a new start.
+"""
+
+from __future__ import annotations
+
+from ..cgroupfs import CgroupError
+from .containers import alive
+from .errors import Conflict, EngineError
+
+
+def _running(engine, ref: str) -> dict:
+    cid = engine.containers.resolve(ref)
+    rec = engine.containers.load(cid)
+    st = rec["State"]
+    if st["Status"] != "running" or not alive(st.get("Owner")):
+        raise Conflict(f"Container {cid} is not running")
+    return rec
+
+
+def _set_paused(engine, cid: str, paused: bool) -> None:
+    rec = engine.containers.load(cid)
+    rec["State"]["Paused"] = paused
+    engine.containers.save(rec)
+
+
+def pause(engine, ref: str) -> None:
+    rec = _running(engine, ref)
+    if rec["State"].get("Paused"):
+        raise Conflict(f"Container {rec['Id']} is already paused")
+    try:
+        engine.container_cgroup(rec).freeze()
+    except CgroupError as e:
+        raise EngineError(f"Cannot pause container {rec['Id']}: {e}") from None
+    _set_paused(engine, rec["Id"], True)
+
+
+def unpause(engine, ref: str) -> None:
+    rec = _running(engine, ref)
+    cg = engine.container_cgroup(rec)
+    if not rec["State"].get("Paused") and not cg.frozen():
+        raise Conflict(f"Container {rec['Id']} is not paused")
+    try:
+        cg.thaw()
+    except CgroupError as e:
+        raise EngineError(f"Cannot unpause container {rec['Id']}: {e}") from None
+    _set_paused(engine, rec["Id"], False)
+
+
+def _until(value: str) -> float:
+    """A prune ``until=`` value as a Unix time: a duration ago (10m, 2h30m) or a timestamp."""
+    import re
+    import time
+
+    if re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", value):
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        secs = sum(
+            float(n) * scale[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|ms|s|m|h)", value)
+        )
+        return time.time() - secs
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    import datetime
+
+    try:
+        dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EngineError(f"invalid filter 'until={value}'") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    return dt.timestamp()
+
+
+def prune(engine, filters: list[str]) -> tuple[list[str], int]:
+    """Remove every stopped container (created, exited, dead) that the filters keep;
+    returns the removed ids and the bytes their writable layers used."""
+    from ..drivers.base import DriverError
+    from .containers import parse_time
+
+    until: float | None = None
+    labels: list[tuple[str, bool]] = []
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if key == "until" and eq:
+            until = _until(value)
+        elif key == "label" and eq:
+            labels.append((value, True))
+        elif key == "label!" and eq:
+            labels.append((value, False))
+        else:
+            raise EngineError(f"invalid filter '{key}'")
+    engine.reconcile()
+    removed: list[str] = []
+    reclaimed = 0
+    for rec in engine.containers.all():
+        st = rec["State"]
+        if rec.get("Creating") or st["Status"] == "running" or alive(st.get("Owner")):
+            continue  # running, or being created or started by a live pydock right now
+        if until is not None:
+            created = parse_time(rec["Created"])
+            if created is None or created.timestamp() >= until:
+                continue
+        have = rec["Config"].get("Labels") or {}
+        if not all(_label_holds(have, spec) == want for spec, want in labels):
+            continue
+        try:
+            driver = engine.driver(rec["Driver"])
+            size = driver.usage(rec["Id"]).size if driver.exists(rec["Id"]) else 0
+            engine.remove(rec["Id"])
+        except (EngineError, DriverError, OSError) as e:
+            print(f"pydock: removing container {rec['Id'][:12]}: {e}")
+            continue
+        removed.append(rec["Id"])
+        reclaimed += size
+    return removed, reclaimed
+
+
+def _label_holds(labels: dict[str, str], spec: str) -> bool:
+    k, eq, v = spec.partition("=")
+    return k in labels and (not eq or labels[k] == v)
