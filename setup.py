@@ -2,4 +2,4 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["nsutil/_build.py:ffibuilder"])
+setup(cffi_modules=["nsutil/_build.py:ffibuilder", "nsutil/_build_seccomp.py:ffibuilder"])

@@ -123,7 +123,9 @@ class RunOptions:
     """
 
     __slots__ = ("command", "entrypoint", "env", "workdir", "user", "hostname", "network",
-                 "cgroup_parent", "publish", "publish_all")  # fmt: skip
+                 "cgroup_parent", "publish", "publish_all", "limits", "cap_add", "cap_drop",
+                 "privileged", "security_opt", "read_only", "binds", "mounts",
+                 "labels")  # fmt: skip
 
     def __init__(
         self,
@@ -137,6 +139,15 @@ class RunOptions:
         cgroup_parent: str | None = None,
         publish: list[str] | None = None,  # -p values, [IP:][HOST_PORT:]PORT[/PROTO]
         publish_all: bool = False,  # -P: every EXPOSEd port on a free host port
+        limits: dict | None = None,  # HostConfig Memory, MemorySwap, NanoCpus, ... (checked)
+        cap_add: list[str] | None = None,
+        cap_drop: list[str] | None = None,
+        privileged: bool = False,
+        security_opt: list[str] | None = None,
+        read_only: bool = False,
+        binds: list[str] | None = None,  # -v values as given (HostConfig.Binds)
+        mounts: list[dict] | None = None,  # -v/--mount parsed into mount points (volumes.py)
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -148,6 +159,15 @@ class RunOptions:
         self.cgroup_parent = cgroup_parent
         self.publish = publish or []
         self.publish_all = publish_all
+        self.limits = limits or {}
+        self.cap_add = cap_add or []
+        self.cap_drop = cap_drop or []
+        self.privileged = privileged
+        self.security_opt = security_opt or []
+        self.read_only = read_only
+        self.binds = binds or []
+        self.mounts = mounts or []
+        self.labels = labels or {}
 
 
 def process_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -261,8 +281,10 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     # and delete. A --cgroup-parent is the user's and is taken as given.
     leaf = f"pydock-{container_id}"
     cgroups_path = f"{opts.cgroup_parent.rstrip('/')}/{leaf}" if opts.cgroup_parent else leaf
-    caps = list(DEFAULT_CAPS)
-    return {
+    from .security import capabilities
+
+    caps = capabilities(DEFAULT_CAPS, opts.cap_add, opts.cap_drop, opts.privileged)
+    doc = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": False,
@@ -284,6 +306,73 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    return apply_run_options(doc, opts, caps)
+
+
+def host_config(opts: RunOptions) -> dict:
+    """What the limit, security and volume flags add to the record's HostConfig, under
+    Docker's names (``inspect`` shows them)."""
+    hc = {"Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "",
+          "PidsLimit": None, "BlkioWeight": 0}  # fmt: skip
+    hc.update(opts.limits)
+    hc.update(
+        CapAdd=list(opts.cap_add) or None,
+        CapDrop=list(opts.cap_drop) or None,
+        Privileged=opts.privileged,
+        SecurityOpt=list(opts.security_opt) or None,
+        ReadonlyRootfs=opts.read_only,
+        Binds=list(opts.binds) or None,
+        Mounts=[
+            {
+                "Type": m["Type"],
+                "Source": m.get("Name") or m["Source"],
+                "Target": m["Destination"],
+                "ReadOnly": not m["RW"],
+            }
+            for m in opts.mounts
+            if m.get("_flag") == "mount"
+        ]
+        or None,  # fmt: skip
+    )
+    return hc
+
+
+def apply_run_options(doc: dict, opts: RunOptions, caps: list[str]) -> dict:
+    """Limits, security and mounts from the flags, on top of the defaults in ``doc``.
+
+    --privileged lifts Docker's confinement as Docker does: every capability, every device
+    (the host's /dev nodes created in the container, all allowed by the device cgroup), no
+    masked or read-only paths, /sys writable, no seccomp filter.
+    """
+    from . import limits
+
+    linux = doc["linux"]
+    linux["resources"].update(limits.resources(opts.limits))
+    from .security import host_devices, parse_security_opts
+
+    sec = parse_security_opts(opts.security_opt)
+    doc["process"]["noNewPrivileges"] = sec.no_new_privileges
+    doc["root"]["readonly"] = opts.read_only
+    if opts.privileged:
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+        linux["devices"] = host_devices()
+        linux["maskedPaths"] = []
+        linux["readonlyPaths"] = []
+        for m in doc["mounts"]:
+            if m["destination"] == "/sys":
+                m["options"] = [o for o in m["options"] if o != "ro"]
+    elif sec.seccomp != "unconfined":
+        from .seccomp import DEFAULT_PROFILE, load_profile, to_oci
+
+        path = DEFAULT_PROFILE if sec.seccomp == "default" else sec.seccomp
+        linux["seccomp"] = to_oci(load_profile(path), caps)
+    if opts.mounts:
+        from .volumes import oci_mounts
+
+        user = oci_mounts(opts.mounts)
+        taken = {m["destination"] for m in user}
+        doc["mounts"] = [m for m in doc["mounts"] if m["destination"] not in taken] + user
+    return doc
 
 
 def with_network(spec: dict, netns: str, etc_files: dict[str, str]) -> dict:

@@ -9,7 +9,8 @@ The shape follows runc's "init" protocol in one Python fork instead of a re-exec
   on_forked(pid)  (engine: cgroups)
   release the sync pipe             ---->  setns joins, unshares (cgroup last), lo up,
                                            hostname, rootfs + pivot_root, rlimits,
-                                           oom_score_adj, no_new_privs, user, caps, cwd
+                                           oom_score_adj, no_new_privs, seccomp, user,
+                                           caps, cwd
   read the CLOEXEC error pipe       <----  execve(): the pipe closes (EOF = success) or
                                            a JSON error arrives and the child exits
 
@@ -99,6 +100,13 @@ def spawn(
         )
     if not ns.private("mount"):
         raise SpawnError(EINVAL, "config", "a mount namespace is required to set up the rootfs")
+    if (spec.get("linux") or {}).get("seccomp"):
+        from pydock.nsutil import seccomp
+
+        try:  # compiled (or read from the cache) here, once; the child only installs it
+            seccomp.program(spec["linux"]["seccomp"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SpawnError(getattr(e, "errno", None) or EINVAL, "seccomp", str(e)) from None
 
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
@@ -317,6 +325,13 @@ def _init(
         stage.name = "no_new_privs"
         sc.prctl(sc.lib.PR_SET_NO_NEW_PRIVS, 1)
 
+    # seccomp(2) without no_new_privs needs CAP_SYS_ADMIN: load the filter while init still
+    # has it; with no_new_privs, as late as possible (just before exec), as runc does.
+    filter_cfg = linux.get("seccomp")
+    if filter_cfg and not process.get("noNewPrivileges"):
+        stage.name = "seccomp"
+        _load_seccomp(filter_cfg)
+
     stage.name = "user"
     user = process.get("user") or {}
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
@@ -339,6 +354,10 @@ def _init(
     stage.name = "cwd"
     os.chdir(process.get("cwd") or "/")
 
+    if filter_cfg and process.get("noNewPrivileges"):
+        stage.name = "seccomp"
+        _load_seccomp(filter_cfg)
+
     stage.name = "exec"
     env_list = process.get("env") or []
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env_list)
@@ -347,6 +366,12 @@ def _init(
     os.closerange(3, err_w)
     os.closerange(err_w + 1, _fd_limit())
     _exec(args, env)
+
+
+def _load_seccomp(cfg: dict) -> None:
+    from pydock.nsutil import seccomp
+
+    seccomp.load(cfg)
 
 
 def _fd_limit() -> int:
