@@ -32,32 +32,17 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
-    # limits, security, volumes and labels (converted and checked in runflags.py)
-    p.add_argument("-m", "--memory")
-    p.add_argument("--memory-swap")
-    p.add_argument("--cpus")
-    p.add_argument("-c", "--cpu-shares", type=int, default=0)
-    p.add_argument("--cpuset-cpus")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--blkio-weight", type=int, default=0)
-    p.add_argument("--cap-add", action="append", default=[])
-    p.add_argument("--cap-drop", action="append", default=[])
-    p.add_argument("--privileged", action="store_true")
-    p.add_argument("--security-opt", action="append", default=[])
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("-v", "--volume", action="append", default=[])
-    p.add_argument("--mount", action="append", default=[])
-    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("--restart", default="no", help="no, always, unless-stopped, on-failure[:N]")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--detach-keys")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
 def _run_options(a: argparse.Namespace):
-    from . import runflags
     from .spec import RunOptions
 
-    if a.tty:
-        raise InvalidInput("-t/--tty is not supported yet (no pty support in this build)", 125)
     network = a.network
     if network not in ("none", "host"):  # the network package stays off none/host's path
         from pathlib import Path
@@ -83,7 +68,6 @@ def _run_options(a: argparse.Namespace):
         cgroup_parent=a.cgroup_parent,
         publish=a.publish if network != "host" else [],
         publish_all=a.publish_all and network != "host",
-        **runflags.options(a),
     )
 
 
@@ -92,36 +76,70 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     from . import monitor
 
     opts = _run_options(a)
+    extra = lifecycle_config(a)
     rec = engine.create(
-        a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True
-    )
-    if a.detach:
-        monitor.start_detached(engine, rec, mounted=True)
-        print(rec["Id"])
-        return 0
+        a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True,
+        extra=extra,
+    )  # fmt: skip
+    if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
+        # Under a monitor: it outlives this command (detach keys, restart policies).
+        from . import shim
+
+        sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
+        if sock is None:
+            print(rec["Id"])
+            return 0
+        return _attached(engine, rec, sock, a)
     return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
 
 
+def lifecycle_config(a: argparse.Namespace) -> dict:
+    from .lifecycle import run_config
+
+    return run_config(a)
+
+
+def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> int:
+    """Relay our stdio to a monitored container until it exits or we detach; for
+    ``--rm`` wait until the monitor has removed it, as ``docker run --rm`` does."""
+    from .attach import DETACHED, relay
+
+    code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
+                 detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
+    if code == DETACHED:
+        return 0
+    if rec["HostConfig"].get("AutoRemove"):
+        from .lifecycle import _wait_owner
+
+        try:
+            _wait_owner(engine.containers.load(rec["Id"])["State"].get("Owner"))
+        except EngineError:
+            pass  # already removed
+    return code
+
+
 def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
-    rec = engine.create(a.image, _run_options(a), name=a.name, auto_remove=a.rm, progress=eprint)
+    rec = engine.create(
+        a.image, _run_options(a), name=a.name, auto_remove=a.rm, progress=eprint,
+        extra=lifecycle_config(a),
+    )  # fmt: skip
     print(rec["Id"])
     return 0
 
 
 def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
-    from . import monitor
+    from . import lifecycle
 
     engine.reconcile()
     failed = False
     for ref in a.containers:
         try:
             rec = engine.containers.load(engine.containers.resolve(ref))
-            if rec["State"]["Status"] == "running":
-                print(ref)
-                continue
             if a.attach:
-                return monitor.run_attached(engine, rec, interactive=a.interactive)
-            monitor.start_detached(engine, rec)
+                sock = lifecycle.start(engine, rec, attach=True)
+                a.tty = rec["Config"].get("Tty")
+                return _attached(engine, rec, sock, a)
+            lifecycle.start(engine, rec)
             print(ref)
         except EngineError as e:
             eprint(f"Error response from daemon: {e}")
@@ -149,28 +167,46 @@ def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
 def cmd_logs(engine: Engine, a: argparse.Namespace) -> int:
     import time
 
+    from .containers import alive
+
     rec = engine.containers.load(engine.containers.resolve(a.container))
     try:
         f = open(rec["LogPath"], "rb")  # noqa: SIM115 - followed below
     except FileNotFoundError:
         return 0
+    from .logtime import parse_bound
+
+    since = parse_bound(a.since, "since")
+    until = parse_bound(a.until, "until")
     with f:
         lines = f.readlines()
         if a.tail not in (None, "all"):
-            n = int(a.tail)
+            try:
+                n = int(a.tail)
+            except ValueError:
+                raise InvalidInput(f"invalid value for --tail: {a.tail}") from None
             lines = lines[-n:] if n > 0 else []
         while True:
             for raw in lines:
+                if not raw.endswith(b"\n"):
+                    f.seek(-len(raw), 1)  # half-written by the monitor: read it next round
+                    break
                 entry = json.loads(raw)
+                stamp = entry["time"]
+                if (since and stamp[:29] < since) or (until and stamp[:29] > until):
+                    if until and stamp[:29] > until:
+                        return 0
+                    continue
                 out = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-                out.write((entry["time"] + " " if a.timestamps else "") + entry["log"])
+                out.write((stamp + " " if a.timestamps else "") + entry["log"])
                 out.flush()
             if not a.follow:
                 break
             lines = f.readlines()
             if not lines:
-                rec = engine.containers.load(rec["Id"])
-                if rec["State"]["Status"] != "running":
+                # --follow ends when the container is no longer running (Docker's rule)
+                st = engine.containers.load(rec["Id"])["State"]
+                if st["Status"] != "running" or not alive(st.get("Owner")):
                     lines = f.readlines()
                     if not lines:
                         break
@@ -190,6 +226,7 @@ def setup(sub) -> None:
     s = add_command(sub, "start", cmd_start)
     s.add_argument("-a", "--attach", action="store_true")
     s.add_argument("-i", "--interactive", action="store_true")
+    s.add_argument("--detach-keys")
     s.add_argument("containers", nargs="+")
     rm = add_command(sub, "rm", cmd_rm)
     rm.add_argument("-f", "--force", action="store_true")
@@ -198,4 +235,6 @@ def setup(sub) -> None:
     lg.add_argument("-f", "--follow", action="store_true")
     lg.add_argument("-t", "--timestamps", action="store_true")
     lg.add_argument("-n", "--tail")
+    lg.add_argument("--since")
+    lg.add_argument("--until")
     lg.add_argument("container")

@@ -122,8 +122,19 @@ def proc_start_time(pid: int) -> str | None:
 
 
 def alive(owner: dict | None) -> bool:
-    """Whether the process recorded as ``{"Pid", "Start"}`` still runs (and is that one)."""
-    return bool(owner) and proc_start_time(owner["Pid"]) == owner["Start"]  # type: ignore[index]
+    """Whether the process recorded as ``{"Pid", "Start"}`` still runs (and is that one).
+
+    A zombie is not alive: a detached monitor's parent is init, which may reap late.
+    """
+    if not owner:
+        return False
+    try:
+        with open(f"/proc/{owner['Pid']}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return fields[0] not in (b"Z", b"X") and fields[19].decode() == owner["Start"]
 
 
 def me() -> dict:

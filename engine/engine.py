@@ -120,6 +120,7 @@ class Engine:
         auto_remove: bool = False,
         progress=None,
         keep_mounted: bool = False,
+        extra: dict | None = None,
     ) -> dict:
         """Make a container: record, name, writable layer and its OCI bundle.
 
@@ -139,30 +140,25 @@ class Engine:
         cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
         # The shared lock pins the image: rmi takes it exclusively and checks containers.
         self.images.lock.acquire(shared=True)
-        vlock = None  # pins the container's volumes until its record names them
         try:
             if self.images.lookup(image_id) is None:
                 raise NotFound(f"No such image: {image_ref}", 125)
             image_config = self.images.config(image_id)
             trace.mark("image")
-            if opts.mounts or (image_config.get("config") or {}).get("Volumes"):
-                from .volumes import attach_for
-
-                vlock = attach_for(self.root, opts, image_config)
             cname = self.containers.reserve_name(name, cid)
             try:
                 self.containers.create_dir(cid)
                 rec = self._record(
                     cid, cname, image_ref, image_id, image_config, opts, driver.name, auto_remove
                 )
+                for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
+                    rec[key].update(more)
                 self.containers.save(rec)
             except BaseException:
                 self.containers.remove({"Id": cid, "Name": "/" + cname})
                 raise
         finally:
             self.images.lock.release()
-            if vlock is not None:
-                vlock.release()
         trace.mark("record")
         try:
             top = self._layers_for(image_id, driver)
@@ -170,10 +166,6 @@ class Engine:
             driver.create_rw(cid, top, ephemeral=auto_remove)
             rootfs = driver.get(cid)
             trace.mark("layer")
-            if opts.mounts:
-                from .volumes import copy_image_content
-
-                copy_image_content(opts.mounts, rootfs)
             try:
                 bundle = specmod.build(image_config, opts, rootfs, cid)
             finally:
@@ -234,7 +226,7 @@ class Engine:
                 "Entrypoint": [opts.entrypoint] if opts.entrypoint else cfg.get("Entrypoint"),
                 "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
                 "Image": image_ref,
-                "Labels": {**(cfg.get("Labels") or {}), **opts.labels},
+                "Labels": cfg.get("Labels") or {},
             },
             "HostConfig": {
                 "AutoRemove": auto_remove,
@@ -242,9 +234,7 @@ class Engine:
                 "CgroupParent": opts.cgroup_parent or "",
                 "PortBindings": _port_bindings(opts.publish) if opts.publish else {},
                 "PublishAllPorts": opts.publish_all,
-                **specmod.host_config(opts),
             },
-            "Mounts": [{k: v for k, v in m.items() if k[0] != "_"} for m in opts.mounts],
             "State": {
                 "Status": "created",
                 "Running": False,
@@ -390,13 +380,16 @@ class Engine:
             try:
                 if rec.get("Creating"):
                     self._discard(rec)  # its creation was interrupted
-                elif st["Status"] == "running":
+                elif st["Status"] in ("running", "restarting"):
                     from ..cgroupfs import Cgroup
                     from .runtime import Running, stop_cgroup
 
-                    cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"])
+                    # where its monitor made it (the caller may sit in another cgroup)
+                    own = rec.get("MonitorCgroup") or None
+                    cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"], own=own)
                     if cg.exists():
                         stop_cgroup(Running(0, cg))
+                    st["Restarting"] = False
                     self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
                 else:  # a start that died before its container ran
                     self.release(rec)
@@ -410,13 +403,17 @@ class Engine:
         cid = self.containers.resolve(ref)
         rec = self.containers.load(cid)
         st = rec["State"]
-        if st["Status"] == "running" and alive(st.get("Owner")):
+        if st["Status"] in ("running", "restarting") and alive(st.get("Owner")):
             if not force:
                 raise Conflict(
                     f"You cannot remove a running container {cid}. Stop the container before "
                     "attempting removal or force remove"
                 )
-            os.kill(st["Pid"], signal.SIGKILL)
+            from .shim import request_stop
+
+            request_stop(str(self.containers.path(cid)), "cancel")  # no restart policy
+            if st["Pid"] > 0:
+                os.kill(st["Pid"], signal.SIGKILL)
             if st.get("Paused"):
                 self.container_cgroup(rec).thaw()  # a v1 freezer holds back even SIGKILL
             self._wait_owner(st["Owner"])

@@ -1,10 +1,12 @@
-"""Running a created container, attached to the terminal or detached in the background.
+"""Running a created container in the foreground, in this process.
 
-Until the lifecycle work brings a lean per-container monitor, a detached container's parent
-is a forked copy of the pydock command that started it: it leaves the session (setsid),
-copies the container's output into the json-file log, reaps it, records its exit and
-tears it down. Attached runs do the same in the foreground; ``--rm`` runs hand the
-terminal's own descriptors to the container and keep no log, so nothing is copied.
+The plain ``run`` (no ``-d``, no ``-t``, no restart policy) keeps its container in the
+pydock process itself: it is the benchmarked start path, and a monitor would add a fork
+and an ``execve`` to it. ``--rm`` runs hand the terminal's own descriptors to the
+container and keep no log, so nothing is copied; other attached runs copy the output into
+the json-file log. Everything that must outlive the command (``run -d``, ``start``,
+``-t`` with its detach keys, restart policies) runs under a per-container monitor
+instead: see shim.py and monitor_main.py.
 """
 
 from __future__ import annotations
@@ -33,48 +35,6 @@ def run_attached(engine: Engine, rec: dict, *, interactive: bool, mounted: bool 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     return _run(engine, rec, (stdin, out_w, err_w), (out_r, err_r), echo=True, mounted=mounted)
-
-
-def start_detached(engine: Engine, rec: dict, *, mounted: bool = False) -> None:
-    """Fork a keeper that runs the container; return once it has started (or failed)."""
-    status_r, status_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the keeper
-        code = 125
-        try:
-            os.close(status_r)
-            os.setsid()
-            null = _null_fd()
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            code = _run(
-                engine,
-                rec,
-                (null, out_w, err_w),
-                (out_r, err_r),
-                echo=False,
-                mounted=mounted,
-                report=status_w,
-            )
-        except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
-            with contextlib.suppress(OSError):
-                code = e.exit_code if isinstance(e, EngineError) else 125
-                os.write(status_w, f"{code} {e}".encode())
-        finally:
-            os._exit(code if isinstance(code, int) else 125)
-    os.close(status_w)
-    with os.fdopen(status_r, "rb") as f:
-        msg = f.read().decode(errors="replace")
-    if msg != "0":
-        code, _, text = msg.partition(" ")
-        if not msg:
-            text, code = "the container's keeper process died", "125"
-        os.waitpid(pid, 0)
-        raise EngineError(text, int(code) if code.isdigit() else 125)
-    # the keeper stays; it is not our child to reap after we exit (it was setsid'ed and
-    # is re-parented to init or the nearest subreaper when pydock exits)
 
 
 def _run(

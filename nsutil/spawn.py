@@ -216,6 +216,9 @@ def _child(
         if pdeathsig:
             sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
         _setup_stdio(stdio)
+        if (spec.get("process") or {}).get("terminal"):
+            stage.name = "terminal"
+            _controlling_terminal()
         _init(spec, ns, stage, pdeathsig, err_w, sync_r)
     except BaseException as e:
         err = getattr(e, "errno", None) or 0
@@ -235,6 +238,17 @@ def _describe(e: BaseException) -> str:
             msg = f"{msg}: {e.filename}"
         return msg
     return str(e) or type(e).__name__
+
+
+def _controlling_terminal() -> None:
+    """process.terminal: a new session whose controlling terminal is stdin (a pty slave),
+    so job control and ^C reach the container's foreground process group (credentials(7),
+    tty_ioctl(4) TIOCSCTTY)."""
+    import fcntl
+    import termios
+
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _setup_stdio(stdio: tuple[int, int, int]) -> None:
@@ -310,7 +324,10 @@ def _init(
         _wait_for_cgroups(sync_r, ns)
 
     stage.name = "mount"
-    rootfs.setup(spec)
+    if spec.get("root") is not None or "mount" not in ns.join:
+        rootfs.setup(spec)
+    # else "exec mode": a spec without root that joins a mount namespace enters a running
+    # container, whose namespace already has its root (setns(2) moves root and cwd there).
 
     if not placed:
         stage.name = "cgroup"

@@ -1,0 +1,149 @@
+"""Lifecycle commands: stop, kill, restart, wait, attach, exec, system boot."""
+
+from __future__ import annotations
+
+import argparse
+
+from .cliutil import add_command, eprint
+from .engine import Engine
+from .errors import EngineError
+
+
+def _each(engine: Engine, refs: list[str], fn, verb: str) -> int:
+    """Docker's multi-container commands: every one is tried, each failure reported."""
+    failed = []
+    for ref in refs:
+        try:
+            fn(ref)
+            print(ref)
+        except EngineError as e:
+            eprint(f"Error response from daemon: {e}")
+            failed.append(ref)
+    return 1 if failed else 0
+
+
+def cmd_stop(engine: Engine, a: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    engine.reconcile()
+    return _each(engine, a.containers, lambda r: lifecycle.stop(engine, r, a.time), "stop")
+
+
+def cmd_kill(engine: Engine, a: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    sig = lifecycle.parse_signal(a.signal)
+    engine.reconcile()
+    return _each(engine, a.containers, lambda r: lifecycle.kill(engine, r, sig), "kill")
+
+
+def cmd_restart(engine: Engine, a: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    engine.reconcile()
+
+    def restart(ref: str) -> None:
+        lifecycle.stop(engine, ref, a.time)
+        rec = engine.containers.load(engine.containers.resolve(ref))
+        lifecycle.start(engine, rec)
+
+    return _each(engine, a.containers, restart, "restart")
+
+
+def cmd_wait(engine: Engine, a: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    failed = False
+    for ref in a.containers:
+        try:
+            print(lifecycle.wait(engine, ref), flush=True)
+        except EngineError as e:
+            eprint(f"Error response from daemon: {e}")
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_attach(engine: Engine, a: argparse.Namespace) -> int:
+    import os
+
+    from . import lifecycle, shim
+    from .attach import DETACHED, connect, relay
+    from .errors import Conflict
+
+    rec = engine.containers.load(engine.containers.resolve(a.container))
+    if not lifecycle.monitored(rec) or rec["State"]["Status"] != "running":
+        raise Conflict("You cannot attach to a stopped container, start it first")
+    path = os.path.join(engine.containers.path(rec["Id"]), shim.ATTACH_SOCK)
+    try:
+        sock = connect(path)
+    except OSError as e:
+        raise EngineError(f"cannot attach to {a.container}: {e.strerror or e}") from None
+    tty = bool(rec["Config"].get("Tty"))
+    stdin = not a.no_stdin and bool(rec["Config"].get("OpenStdin"))
+    code = relay(sock, stdin=stdin, tty=tty, detach_keys=a.detach_keys)
+    return 0 if code == DETACHED else code
+
+
+def cmd_exec(engine: Engine, a: argparse.Namespace) -> int:
+    from .container_exec import run_exec
+    from .errors import InvalidInput
+
+    if not a.command:
+        raise InvalidInput("exec requires at least 2 arguments")
+    return run_exec(
+        engine, a.container, a.command, interactive=a.interactive, tty=a.tty, detach=a.detach,
+        env=a.env, user=a.user, workdir=a.workdir,
+    )  # fmt: skip
+
+
+def cmd_system(engine: Engine, a: argparse.Namespace) -> int:
+    handler = getattr(a, "system_handler", None)
+    if handler is None:
+        eprint("Usage: pydock system COMMAND (boot)")
+        return 1
+    return handler(engine, a)
+
+
+def cmd_system_boot(engine: Engine, a: argparse.Namespace) -> int:
+    """Run once at host boot (a systemd oneshot unit): apply the restart policies."""
+    from . import lifecycle
+
+    for name in lifecycle.boot(engine):
+        print(name)
+    return 0
+
+
+def setup(sub) -> None:
+    """Register the lifecycle commands on the ``pydock`` subparsers."""
+    for name, fn in (("stop", cmd_stop), ("restart", cmd_restart)):
+        p = add_command(sub, name, fn)
+        p.add_argument("-t", "--time", type=int, default=None,
+                       help="seconds to wait before killing (default: the container's "
+                            "--stop-timeout, else 10; -1 waits forever)")  # fmt: skip
+        p.add_argument("containers", nargs="+")
+    k = add_command(sub, "kill", cmd_kill)
+    k.add_argument("-s", "--signal", default="KILL")
+    k.add_argument("containers", nargs="+")
+    w = add_command(sub, "wait", cmd_wait)
+    w.add_argument("containers", nargs="+")
+    at = add_command(sub, "attach", cmd_attach)
+    at.add_argument("--detach-keys")
+    at.add_argument("--no-stdin", action="store_true")
+    at.add_argument("--sig-proxy", default="true")
+    at.add_argument("container")
+    ex = add_command(sub, "exec", cmd_exec)
+    ex.add_argument("-d", "--detach", action="store_true")
+    ex.add_argument("-i", "--interactive", action="store_true")
+    ex.add_argument("-t", "--tty", action="store_true")
+    ex.add_argument("-u", "--user")
+    ex.add_argument("-w", "--workdir")
+    ex.add_argument("-e", "--env", action="append", default=[])
+    ex.add_argument("--detach-keys")
+    ex.add_argument("container")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    sy = add_command(sub, "system", cmd_system)
+    # `system` has sub-commands (boot here; prune may join): each sets system_handler.
+    ssub = sy.add_subparsers(dest="system_cmd")
+    boot = ssub.add_parser("boot", help="start containers whose restart policy applies "
+                                        "after an engine or host restart")  # fmt: skip
+    boot.set_defaults(system_handler=cmd_system_boot)

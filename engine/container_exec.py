@@ -1,0 +1,182 @@
+"""``exec``: a new process inside a running container.
+
+The process joins every namespace of the container's PID 1 (``path: /proc/<pid>/ns/*`` in
+a runtime spec with no ``root``: nsutil.spawn's exec mode, where setns(CLONE_NEWNS) puts
+it in the container's root), is placed in the container's cgroups before it runs, and
+gets the container's capabilities, no_new_privs and environment, plus ``-e``, ``-u``,
+``-w``. Like ``runc exec``, the process is the child of the command that started it; a
+``-d`` one is left to init when the command exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .containers import alive
+from .engine import Engine
+from .errors import Conflict
+
+# OCI namespace type -> /proc/<pid>/ns name; pid and time are joined around the fork.
+_NS = {"ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid", "cgroup": "cgroup",
+       "mount": "mnt"}  # fmt: skip
+
+
+def exec_spec(engine: Engine, rec: dict, args: list[str], *, env: list[str], user: str | None,
+              workdir: str | None, tty: bool) -> dict:  # fmt: skip
+    from .spec import merge_env, resolve_user
+
+    pid = rec["State"]["Pid"]
+    bundle = engine.bundle(rec)
+    proc = bundle["process"]
+    # /etc/passwd of the running container, read through its root (spec._read_db opens
+    # every component without following symlinks out of it)
+    user_spec = resolve_user(f"/proc/{pid}/root", user) if user else proc.get("user")
+    base_env = [e for e in proc.get("env") or [] if not e.startswith("HOSTNAME=")]
+    process = {
+        "terminal": tty,
+        "user": user_spec,
+        "args": args,
+        "env": merge_env(base_env, env, bundle.get("hostname") or rec["Config"]["Hostname"]),
+        "cwd": workdir or proc.get("cwd") or "/",
+        "capabilities": proc.get("capabilities"),
+        "noNewPrivileges": proc.get("noNewPrivileges", False),
+    }
+    own = {t: f"/proc/{pid}/ns/{name}" for t, name in _NS.items()}
+    linux = {"namespaces": [{"type": t, "path": p} for t, p in own.items()]}
+    for key in ("seccomp",):  # whatever confines PID 1 confines its siblings
+        if key in bundle.get("linux", {}):
+            linux[key] = bundle["linux"][key]
+    return {"ociVersion": bundle.get("ociVersion", "1.0.2"), "process": process, "linux": linux}
+
+
+def run_exec(
+    engine: Engine,
+    ref: str,
+    args: list[str],
+    *,
+    interactive: bool,
+    tty: bool,
+    detach: bool,
+    env: list[str],
+    user: str | None,
+    workdir: str | None,
+) -> int:
+    """Run ``args`` in the container; its exit code (0 at once with ``detach``)."""
+    from ..nsutil.spawn import SpawnError, spawn
+    from .errors import EngineError
+
+    rec = engine.containers.load(engine.containers.resolve(ref))
+    st = rec["State"]
+    if st["Status"] != "running" or st["Pid"] <= 0 or not alive(st.get("Owner")):
+        raise Conflict(f"Container {rec['Id']} is not running")
+    if st.get("Paused"):
+        raise Conflict(f"Container {rec['Id']} is paused, unpause the container before exec")
+    spec = exec_spec(engine, rec, args, env=env, user=user, workdir=workdir, tty=tty)
+    cgroup = engine.container_cgroup(rec)
+    master = -1
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        if tty and not detach:
+            master, slave = os.openpty()
+            stdio = (slave, slave, slave)
+        elif detach:
+            stdio = (null, null, null)
+        else:
+            stdio = (0 if interactive else null, 1, 2)
+        try:
+            pid = spawn(spec, on_forked=cgroup.attach, stdio=stdio,
+                        pdeathsig=None if detach else 9)  # fmt: skip
+        except SpawnError as e:
+            raise EngineError(str(e), e.exit_code) from None
+        finally:
+            if master >= 0:
+                os.close(slave)
+        if detach:
+            return 0
+        if master >= 0:
+            return _relay_pty(pid, master, interactive)
+        return _wait(pid)
+    finally:
+        os.close(null)
+        if master >= 0:
+            os.close(master)
+
+
+def _wait(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def _relay_pty(pid: int, master: int, interactive: bool) -> int:
+    """Our terminal <-> the process's pty until it exits (raw mode, window size passed on)."""
+    import fcntl
+    import select
+    import signal
+    import termios
+
+    restore = None
+    if interactive and os.isatty(0):
+        import tty as ttymod
+
+        restore = termios.tcgetattr(0)
+        ttymod.setraw(0)
+
+    def winch(*_a) -> None:
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+
+    old = signal.signal(signal.SIGWINCH, winch) if os.isatty(0) else None
+    if old is not None:
+        winch()
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(master, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        if interactive:
+            poller.register(0, select.POLLIN)
+        exited = master_done = False
+        while not exited:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd == pidfd:
+                    exited = True
+                elif fd == master:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: every slave fd is closed
+                        data = b""
+                    if not data:
+                        poller.unregister(master)
+                        master_done = True
+                        continue
+                    os.write(1, data)
+                elif fd == 0:
+                    data = os.read(0, 65536)
+                    if not data:
+                        poller.unregister(0)
+                        os.write(master, b"\x04")  # EOF on a terminal is ^D
+                        continue
+                    os.write(master, data)
+        # the process is gone; what it wrote may still sit in the pty
+        while not master_done and select.select([master], [], [], 0.1)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            os.write(1, data)
+        return _wait(pid)
+    finally:
+        os.close(pidfd)
+        if old is not None:
+            signal.signal(signal.SIGWINCH, old)
+        if restore is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, restore)
