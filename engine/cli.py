@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     "history": "cmd_registry", "import": "cmd_registry",
     "inspect": "cmd_system", "version": "cmd_system", "info": "cmd_system",
     "network": "cmd_network", "port": "cmd_network",
+    "volume": "cmd_volume",
     "ps": "cmd_manage", "top": "cmd_manage", "stats": "cmd_manage", "pause": "cmd_manage",
     "unpause": "cmd_manage", "rename": "cmd_manage", "diff": "cmd_manage",
     "commit": "cmd_manage", "cp": "cmd_manage", "container": "cmd_manage",

@@ -260,6 +260,10 @@ class Engine:
             driver.remove(rec["Id"])
         self.release_network(rec)
         self.containers.remove(rec)
+        if rec["HostConfig"].get("AutoRemove") and rec.get("Mounts"):
+            from .volumes import remove_anonymous  # --rm takes its anonymous volumes along
+
+            remove_anonymous(self.root, rec, self.containers.all)
 
     def bundle(self, rec: dict) -> dict:
         return read_json(self.containers.path(rec["Id"]) / "config.json")

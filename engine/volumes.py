@@ -251,8 +251,11 @@ class VolumeStore:
             "Scope": "local",
         }
 
-    def create(self, name: str | None = None, labels: dict | None = None) -> tuple[str, bool]:
-        """Make volume ``name`` (a random one if None: anonymous); return (name, created).
+    def create(
+        self, name: str | None = None, labels: dict | None = None, anonymous: bool = False
+    ) -> tuple[str, bool]:
+        """Make volume ``name`` (a random one if None; labelled anonymous if ``anonymous``,
+        as the volumes Docker makes for a container are); return (name, created).
 
         An existing volume of that name is returned as it is, as ``docker volume create``
         does. The caller holds ``self.lock`` (shared suffices: creation is atomic)."""
@@ -260,7 +263,8 @@ class VolumeStore:
         labels = dict(labels or {})
         if name is None:
             name = os.urandom(32).hex()
-            labels[ANON_LABEL] = ""
+            if anonymous:
+                labels[ANON_LABEL] = ""
         elif not _NAME.match(name):
             raise InvalidInput(
                 f'create {name}: "{name}" includes invalid characters for a local volume '
@@ -308,6 +312,26 @@ class VolumeStore:
         return total
 
 
+def remove_anonymous(root: str | Path, rec: dict, all_containers) -> None:
+    """Remove the anonymous volumes of container ``rec`` (already removed) that no other
+    container uses, as Docker does for ``run --rm``. ``all_containers()`` lists the
+    records, read under the store lock."""
+    store = VolumeStore(root)
+    names = [m["Name"] for m in rec.get("Mounts") or [] if m.get("Type") == "volume"]
+    if not names:
+        return
+    store.ensure()
+    with store.lock:
+        used = users_of(all_containers())
+        for name in names:
+            try:
+                info = store.inspect(name)
+            except NotFound:
+                continue
+            if ANON_LABEL in info["Labels"] and not used.get(name):
+                store.remove(name, [])
+
+
 def users_of(containers: list[dict]) -> dict[str, list[str]]:
     """Volume name -> ids of the containers (any state) whose records mount it."""
     out: dict[str, list[str]] = {}
@@ -335,7 +359,7 @@ def attach(root: str | Path, mounts: list[dict]) -> FileLock:
                 os.makedirs(mp["Source"], mode=0o755, exist_ok=True)
             if mp["Type"] != "volume":
                 continue
-            name, created = store.create(mp.get("Name") or None)
+            name, created = store.create(mp.get("Name") or None, anonymous=not mp.get("Name"))
             mp["Name"], mp["Source"] = name, store.mountpoint(name)
             mp["_new"] = created
     except BaseException:
