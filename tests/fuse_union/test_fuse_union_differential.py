@@ -104,21 +104,22 @@ def apply(root: str, op: tuple) -> str:
     def p(rel: str) -> str:
         return os.path.join(root, rel)
 
+    nb = os.O_NONBLOCK  # a fifo opened for writing would wait for a reader forever
     try:
         if kind == "create":
-            fd = os.open(p(args[0]), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+            fd = os.open(p(args[0]), os.O_CREAT | os.O_WRONLY | os.O_TRUNC | nb, 0o644)
             try:
                 os.write(fd, args[1])
             finally:
                 os.close(fd)
         elif kind == "write":
-            fd = os.open(p(args[0]), os.O_WRONLY)
+            fd = os.open(p(args[0]), os.O_WRONLY | nb)
             try:
                 os.pwrite(fd, args[2], args[1])
             finally:
                 os.close(fd)
         elif kind == "append":
-            fd = os.open(p(args[0]), os.O_WRONLY | os.O_APPEND)
+            fd = os.open(p(args[0]), os.O_WRONLY | os.O_APPEND | nb)
             try:
                 os.write(fd, args[1])
             finally:
