@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..nsutil.caps import CAP_NUMBERS
+from ..nsutil.caps import CAP_NUMBERS, proc_status_caps
 from .errors import InvalidInput
 
 ALL = "ALL"
@@ -31,8 +31,16 @@ def capabilities(
 ) -> list[str]:
     """The container's capability set, by Docker's rules: ``ALL`` in --cap-add starts from
     every capability, ``ALL`` in --cap-drop from none; a capability both added and dropped
-    is kept (additions win); --privileged means every capability."""
+    is kept (additions win); --privileged means every capability.
+
+    "Every" is every capability this engine holds itself: capabilities outside its own
+    bounding set (a confined session, a container) cannot be granted by anyone, and asking
+    the kernel for them would fail the start (capset(2): EPERM).
+    """
     everything = list(CAP_NUMBERS)
+    if privileged or any(c.strip().upper() == ALL for c in add):
+        held = proc_status_caps()["bounding"]
+        everything = [c for c in everything if c in held]
     if privileged:
         return everything
     adds = {normalize_cap(c) for c in add}
