@@ -19,6 +19,8 @@ from .format import ellipsis, human_size, since, table
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "exited")
+#: drivers whose layers are complete copies of their parent (usage counts the image too)
+FULL_COPY_DRIVERS = frozenset({"vfs"})
 
 #: column titles of the fields a --format template may use (Docker's)
 HEADERS = {
@@ -180,6 +182,11 @@ def sizes(engine, rec: dict) -> tuple[int, int]:
     try:
         driver = engine.driver(rec["Driver"])
         rw = driver.usage(rec["Id"]).size if driver.exists(rec["Id"]) else 0
+        parent = rec.get("Parent")
+        if rw and parent and driver.name in FULL_COPY_DRIVERS and driver.exists(parent):
+            # Its writable layer is a whole copy of the image: what the container added
+            # is the difference of the two recorded figures (never a walk).
+            rw = max(rw - driver.usage(parent).size, 0)
         image = engine.images.image_size(rec["Image"], store_name(driver))
     except (DriverError, OSError, ValueError):
         return 0, 0
