@@ -418,11 +418,25 @@ class ImageStore:
                 continue
             import tempfile
 
+            from .layerexport import export_layer
+
             with tempfile.TemporaryFile(dir=self.root) as spool:
-                source.diff(chain[7:], spool)  # type: ignore[attr-defined]
+
+                def attempt(write) -> str:  # noqa: ANN001
+                    spool.seek(0)
+                    spool.truncate()
+                    reader = HashingReader(spool)
+                    write(spool)
+                    spool.seek(0)
+                    reader.drain()
+                    return reader.digest()
+
+                # The original tar when the source kept its framing: verified, and recorded
+                # again by the target driver, so the copy exports exactly too.
+                exact = export_layer(source, chain[7:], diff_ids[i], attempt)
                 spool.seek(0)
                 self.apply_layer(
-                    driver, chain, chains[i - 1] if i else None, diff_ids[i], spool, verify=False
+                    driver, chain, chains[i - 1] if i else None, diff_ids[i], spool, verify=exact
                 )
             return
         raise EngineError(f"layer {chain[7:19]} is in no storage driver; load the image again")

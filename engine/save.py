@@ -4,11 +4,12 @@ The default archive is what Docker 25+ writes: a ``manifest.json`` for ``docker 
 an OCI layout (``oci-layout``, ``index.json``, ``blobs/sha256/...``) over the same blobs,
 so both kinds of loaders read it; ``--format oci`` writes the OCI layout alone.
 
-Layers are re-exported through the storage driver (``Driver.diff``). pydock does not keep
-the original layer tars, and the re-export is an equivalent but not byte-identical tar, so
-when its digest differs from the config's diff id the saved image carries a config with the
-re-exported diff ids (a new image id); every digest in the archive is then true, and
-``load`` verifies them all. See engine/distribution/push.py for the same choice.
+Layers are written back byte for byte from their tar-split recording (``Driver.diff_exact``,
+:mod:`.layerexport`), so a saved image keeps its id. A layer without one is re-exported
+through the storage driver (``Driver.diff``), an equivalent but not byte-identical tar: the
+saved image then carries a config with the re-exported diff ids (a new image id); every
+digest in the archive is true either way, and ``load`` verifies them all. See
+engine/distribution/push.py for the same choice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from .errors import InvalidInput
 from .images import ImageStore, chain_ids
+from .layerexport import export_layer
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -128,10 +130,18 @@ def _write(store, open_driver, wanted, ar: _Archive, spool: Path, oci: bool) -> 
         for c in chains:
             if c not in exported:
                 path = spool / c[7:]
-                h = hashlib.sha256()
-                with open(path, "wb") as f:
-                    driver.diff(c[7:], _Hashing(f, h))
-                exported[c] = ("sha256:" + h.hexdigest(), path.stat().st_size, str(path))
+
+                digests: list[str] = []
+
+                def attempt(write, path: Path = path, digests: list[str] = digests) -> str:  # noqa: ANN001
+                    h = hashlib.sha256()
+                    with open(path, "wb") as f:
+                        write(_Hashing(f, h))
+                    digests.append("sha256:" + h.hexdigest())
+                    return digests[-1]
+
+                export_layer(driver, c[7:], diff_ids[chains.index(c)], attempt)
+                exported[c] = (digests[-1], path.stat().st_size, str(path))
             new_ids.append(exported[c][0])
         config_bytes = store.config_bytes(image_id)
         if new_ids != diff_ids:

@@ -5,18 +5,19 @@ For each layer, cheapest first: the blob this layer came from (``blobsums``) is 
 the target repository (HEAD) -> ``Layer already exists``; it is in another repository of
 the same registry -> cross-repository mount (``POST .../uploads/?mount=&from=``) ->
 ``Mounted from ...``; otherwise the layer is exported through the storage driver
-(``Driver.diff``), gzip-compressed (mtime 0, so the same layer gives the same blob every
+(``Driver.diff_exact``, else ``Driver.diff``: :mod:`..layerexport`), gzip-compressed
+(mtime 0, so the same layer gives the same blob every
 time), and uploaded: in one ``PUT`` when small (monolithic), else in ``PATCH`` chunks then
 a closing ``PUT`` (distribution-spec "chunked upload").
 
-Why the config may change: an image's ``rootfs.diff_ids`` are the sha256 of the original
-layer tars, and a driver re-export is a different (equivalent) tar: other entry order,
-headers, timestamps of directories. Docker keeps the original bytes reproducible with
-tar-split metadata; pydock does not keep them. So when an exported layer's digest differs
-from the config's diff id, the pushed image gets a config with the re-exported diff ids
-(history, env, everything else unchanged) and therefore a new image id, which push prints.
-That pushed image is self-consistent: pulled back, every layer verifies. Images that were
-pulled keep their registry blobs (via ``blobsums``) and are pushed unchanged.
+Layers applied from a tar (pulled, loaded, bootstrapped) are written back byte for byte
+from their tar-split recording, so the config and the image id stay as they are. Where no
+recording exists (an imported layer copied to another driver, a recording refused) the
+driver's re-export is an equivalent tar with another digest: the pushed image then gets a
+config with the re-exported diff ids (history, env, everything else unchanged) and
+therefore a new image id, which push prints. Either way the pushed image is
+self-consistent: pulled back, every layer verifies. Images that were pulled keep their
+registry blobs (via ``blobsums``) and are pushed unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from ..errors import EngineError, NotFound
 from ..images import ImageStore, chain_ids
+from ..layerexport import export_layer
 from . import reference as refmod
 from .blobsums import BlobSums
 from .client import Registry, RegistryError
@@ -119,7 +121,10 @@ class Pusher:
         self.spool.mkdir(parents=True, exist_ok=True)
         try:
             with ThreadPoolExecutor(MAX_UPLOADS, thread_name_prefix="push") as pool:
-                futs = [pool.submit(self._layer, driver, c) for c in chains]
+                futs = [
+                    pool.submit(self._layer, driver, c, d)
+                    for c, d in zip(chains, diff_ids, strict=True)
+                ]
                 blobs = [f.result() for f in futs]
         finally:
             for f in self.spool.glob(f"{os.getpid()}-*"):
@@ -178,7 +183,7 @@ class Pusher:
     def _short(chain: str) -> str:
         return chain[7:19]
 
-    def _layer(self, driver, chain: str) -> Blob:  # noqa: ANN001
+    def _layer(self, driver, chain: str, diff_id: str) -> Blob:  # noqa: ANN001
         p = self.progress
         short = self._short(chain)
         known = self.sums.get(chain)
@@ -191,7 +196,7 @@ class Pusher:
             if source:
                 p.status(short, f"Mounted from {source}")
                 return blob
-        blob = self._export(driver, chain)
+        blob = self._export(driver, chain, diff_id)
         if self._exists(blob.digest):
             p.status(short, "Layer already exists")
             return blob
@@ -205,17 +210,27 @@ class Pusher:
         p.status(short, "Pushed")
         return blob
 
-    def _export(self, driver, chain: str) -> Blob:  # noqa: ANN001
+    def _export(self, driver, chain: str, diff_id: str) -> Blob:  # noqa: ANN001
         fd, name = tempfile.mkstemp(dir=self.spool, prefix=f"{os.getpid()}-")
+        os.close(fd)
         path = Path(name)
-        with os.fdopen(fd, "wb") as raw:
-            out = _HashWriter(raw)
-            with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
-                tee = _TarTee(gz)
-                driver.diff(chain[7:], tee)
-        return Blob(
-            "sha256:" + out.hash.hexdigest(), out.size, "sha256:" + tee.hash.hexdigest(), path
-        )
+        result: list[Blob] = []
+
+        def attempt(write) -> str:  # noqa: ANN001
+            result.clear()
+            with open(path, "wb") as raw:
+                out = _HashWriter(raw)
+                with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
+                    tee = _TarTee(gz)
+                    write(tee)
+            blob = Blob(
+                "sha256:" + out.hash.hexdigest(), out.size, "sha256:" + tee.hash.hexdigest(), path
+            )
+            result.append(blob)
+            return blob.diff_id
+
+        export_layer(driver, chain[7:], diff_id, attempt)
+        return result[0]
 
     def _exists(self, digest: str) -> bool:
         try:

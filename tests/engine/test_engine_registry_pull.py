@@ -82,15 +82,20 @@ BASE = layer_tar([Entry("base/", type=b"5", mode=0o755), Entry("base/file", b"ba
 
 def test_push_rmi_pull_by_tag_and_digest(pd: Pydock, registry) -> None:
     name = f"{registry.host}/busybox:v1"
+    original = inspect(pd, "busybox")
     pd.out("tag", "busybox", name)
     out = pd.out("push", name)
     assert "Pushed" in out
+    assert "re-exported" not in out  # tar-split: the original layer tars went up
     digest = pushed_digest(out)
-    pd.out("rmi", name)
+    pd.out("rmi", name, "busybox")  # the image and its layers are gone from the store
+    assert pd("image", "inspect", original["Id"]).returncode != 0
     pulled = pd.out("pull", name)
     assert f"Digest: {digest}" in pulled
     assert f"Status: Downloaded newer image for {name}" in pulled
     first = inspect(pd, name)
+    assert first["Id"] == original["Id"]
+    assert first["RootFS"]["Layers"] == original["RootFS"]["Layers"]
     assert first["RepoDigests"] == [f"{registry.host}/busybox@{digest}"]
     # a pulled image is pushed back unchanged: same blobs, same manifest digest
     again = pd.out("push", name)
@@ -100,7 +105,7 @@ def test_push_rmi_pull_by_tag_and_digest(pd: Pydock, registry) -> None:
     out = pd.out("pull", by_digest)
     assert f"Digest: {digest}" in out
     second = inspect(pd, by_digest)
-    assert second["Id"] == first["Id"]
+    assert second["Id"] == first["Id"] == original["Id"]
     assert second["RootFS"]["Layers"] == first["RootFS"]["Layers"]
     assert pd.out("run", "--rm", by_digest, "echo", "hi").strip() == "hi"
     # pulling an image already here says so
