@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from ..errors import EngineError, InvalidInput
 from ..fsutil import FileLock
-from ..images import ImageStore, chain_ids
+from ..images import ImageStore, chain_ids, store_name
 from . import reference as refmod
 from .blobsums import BlobSums
 from .client import MANIFEST_TYPES, Registry, TransientError
@@ -320,7 +320,7 @@ class Puller:
         return image_id
 
     def _have(self, chain: str) -> bool:
-        return bool(self.store.layer_record(self.driver.name, chain)) and self.driver.exists(
+        return bool(self.store.layer_record(store_name(self.driver), chain)) and self.driver.exists(
             chain[7:]
         )
 
