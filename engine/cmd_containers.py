@@ -103,11 +103,14 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
     """Relay our stdio to a monitored container until it exits or we detach; for
     ``--rm`` wait until the monitor has removed it, as ``docker run --rm`` does."""
     from .attach import DETACHED, relay
+    from .lifecycle import wait_recorded
 
+    rec = engine.containers.load(rec["Id"])  # this run's Pid and monitor
     code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
                  detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
     if code == DETACHED:
         return 0
+    wait_recorded(engine, rec)
     if rec["HostConfig"].get("AutoRemove"):
         from .lifecycle import _wait_owner
 

@@ -81,7 +81,10 @@ def cmd_attach(engine: Engine, a: argparse.Namespace) -> int:
     tty = bool(rec["Config"].get("Tty"))
     stdin = not a.no_stdin and bool(rec["Config"].get("OpenStdin"))
     code = relay(sock, stdin=stdin, tty=tty, detach_keys=a.detach_keys)
-    return 0 if code == DETACHED else code
+    if code == DETACHED:
+        return 0
+    lifecycle.wait_recorded(engine, rec)
+    return code
 
 
 def cmd_exec(engine: Engine, a: argparse.Namespace) -> int:

@@ -83,11 +83,20 @@ def _wait_gone(engine: Engine, rec: dict, deadline: float) -> bool:
     while time.monotonic() < deadline:
         if not alive(owner):
             return True
-        cur = engine.containers.load(rec["Id"])["State"]
+        try:
+            cur = engine.containers.load(rec["Id"])["State"]
+        except EngineError:
+            return True  # removed (--rm)
         if cur["Pid"] != pid or cur["Status"] != "running":
             return True
         time.sleep(0.02)
     return False
+
+
+def wait_recorded(engine: Engine, rec: dict, timeout: float = 30.0) -> None:
+    """After an attach saw the exit of the run ``rec`` describes: wait until its monitor
+    has recorded it, so the command that returns the exit code leaves the state current."""
+    _wait_gone(engine, rec, time.monotonic() + timeout)
 
 
 def stop(engine: Engine, ref: str, timeout: int | None = None) -> None:

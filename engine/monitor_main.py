@@ -246,7 +246,7 @@ def main(argv: list[str]) -> None:
         os.execv(
             args["python"],
             [args["python"], "-I", "-m", "pydock.engine.shim", "exited",
-             f"root={args['root']}", f"cid={args['cid']}", f"code={code}",
+             f"root={args['root']}", f"cid={args['cid']}", f"pid={args['pid']}", f"code={code}",
              f"backoff={args['backoff']}", f"uptime={uptime_ms}"],
         )  # fmt: skip
 

@@ -247,7 +247,7 @@ def _close_all(stdio: tuple[int, ...], keep: dict[str, int]) -> None:
 # -- after the container's exit ------------------------------------------------------------------
 
 
-def exited(root: str, cid: str, code: int, backoff: int, uptime_ms: int) -> int:
+def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: int) -> int:
     """In the monitor, PID 1 reaped: record OOM and exit, then restart or finish."""
     from ..cgroupfs import Cgroup
 
@@ -261,7 +261,12 @@ def exited(root: str, cid: str, code: int, backoff: int, uptime_ms: int) -> int:
             oom = bool(cg.stats().oom_kills)
         if cg.procs():  # PID 1 is gone (or the lean monitor failed): end the rest
             cg.kill(signal.SIGKILL)
-        _reap_children()  # a member stays in the cgroup until its parent reaps it
+        # A member stays in the cgroup until its parent reaps it: if the lean monitor
+        # failed before reaping PID 1, it is still our child. (Only that pid: a storage
+        # driver's helper, e.g. a FUSE server, may be our child too and must live on.)
+        if pid > 0:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         runtime.stop_cgroup(runtime.Running(0, cg))
     request = read_stop_request(cdir)
     manual = bool(request) or bool(rec.get("HasBeenManuallyStopped"))
@@ -294,14 +299,6 @@ def exited(root: str, cid: str, code: int, backoff: int, uptime_ms: int) -> int:
     return 0
 
 
-def _reap_children() -> None:
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] != ["exited"]:
         print(
@@ -311,7 +308,8 @@ def main(argv: list[str]) -> int:
     args = dict(a.split("=", 1) for a in argv[1:])
     try:
         return exited(
-            args["root"], args["cid"], int(args["code"]), int(args.get("backoff", 0)),
+            args["root"], args["cid"], int(args.get("pid", 0)), int(args["code"]),
+            int(args.get("backoff", 0)),
             int(args.get("uptime", 0)),
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - nobody reads our stderr; the record says it
