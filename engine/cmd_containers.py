@@ -94,6 +94,13 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
 
 
 def lifecycle_config(a: argparse.Namespace) -> dict:
+    if a.restart in (None, "no") and not a.stop_signal and a.stop_timeout is None:
+        # the plain (benchmarked) run: no need to import the lifecycle modules
+        return {
+            "Config": {"Tty": bool(a.tty), "OpenStdin": bool(a.interactive),
+                       "StdinOnce": bool(a.interactive) and not getattr(a, "detach", False)},
+            "HostConfig": {"RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
+        }  # fmt: skip
     from .lifecycle import run_config
 
     return run_config(a)
