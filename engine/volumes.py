@@ -354,8 +354,9 @@ def attach(root: str | Path, mounts: list[dict]) -> FileLock:
     lock = store.lock.acquire(shared=True)
     try:
         for mp in mounts:
-            if mp["Type"] == "bind" and mp.pop("_create_source", False):
-                # -v creates a missing host directory (--mount refuses it), as Docker's does
+            # -v creates a missing host directory (--mount refuses it), as Docker's does
+            create = mp["Type"] == "bind" and mp.pop("_create_source", False)
+            if create and not os.path.lexists(mp["Source"]):
                 os.makedirs(mp["Source"], mode=0o755, exist_ok=True)
             if mp["Type"] != "volume":
                 continue
