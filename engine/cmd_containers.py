@@ -36,11 +36,28 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("--detach-keys")
+    # limits, security, volumes and labels (converted and checked in runflags.py)
+    p.add_argument("-m", "--memory")
+    p.add_argument("--memory-swap")
+    p.add_argument("--cpus")
+    p.add_argument("-c", "--cpu-shares", type=int, default=0)
+    p.add_argument("--cpuset-cpus")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--blkio-weight", type=int, default=0)
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--cap-drop", action="append", default=[])
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--security-opt", action="append", default=[])
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("-v", "--volume", action="append", default=[])
+    p.add_argument("--mount", action="append", default=[])
+    p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
 def _run_options(a: argparse.Namespace):
+    from . import runflags
     from .spec import RunOptions
 
     network = a.network
@@ -68,6 +85,7 @@ def _run_options(a: argparse.Namespace):
         cgroup_parent=a.cgroup_parent,
         publish=a.publish if network != "host" else [],
         publish_all=a.publish_all and network != "host",
+        **runflags.options(a),
     )
 
 

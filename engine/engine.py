@@ -140,11 +140,16 @@ class Engine:
         cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
         # The shared lock pins the image: rmi takes it exclusively and checks containers.
         self.images.lock.acquire(shared=True)
+        vlock = None  # pins the container's volumes until its record names them
         try:
             if self.images.lookup(image_id) is None:
                 raise NotFound(f"No such image: {image_ref}", 125)
             image_config = self.images.config(image_id)
             trace.mark("image")
+            if opts.mounts or (image_config.get("config") or {}).get("Volumes"):
+                from .volumes import attach_for
+
+                vlock = attach_for(self.root, opts, image_config)
             cname = self.containers.reserve_name(name, cid)
             try:
                 self.containers.create_dir(cid)
@@ -159,6 +164,8 @@ class Engine:
                 raise
         finally:
             self.images.lock.release()
+            if vlock is not None:
+                vlock.release()
         trace.mark("record")
         try:
             top = self._layers_for(image_id, driver)
@@ -166,6 +173,10 @@ class Engine:
             driver.create_rw(cid, top, ephemeral=auto_remove)
             rootfs = driver.get(cid)
             trace.mark("layer")
+            if opts.mounts:
+                from .volumes import copy_image_content
+
+                copy_image_content(opts.mounts, rootfs)
             try:
                 bundle = specmod.build(image_config, opts, rootfs, cid)
             finally:
@@ -226,7 +237,7 @@ class Engine:
                 "Entrypoint": [opts.entrypoint] if opts.entrypoint else cfg.get("Entrypoint"),
                 "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
                 "Image": image_ref,
-                "Labels": cfg.get("Labels") or {},
+                "Labels": {**(cfg.get("Labels") or {}), **opts.labels},
             },
             "HostConfig": {
                 "AutoRemove": auto_remove,
@@ -234,7 +245,9 @@ class Engine:
                 "CgroupParent": opts.cgroup_parent or "",
                 "PortBindings": _port_bindings(opts.publish) if opts.publish else {},
                 "PublishAllPorts": opts.publish_all,
+                **specmod.host_config(opts),
             },
+            "Mounts": [{k: v for k, v in m.items() if k[0] != "_"} for m in opts.mounts],
             "State": {
                 "Status": "created",
                 "Running": False,
