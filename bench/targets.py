@@ -183,9 +183,9 @@ class Docker(Target):
 
     name = "docker"
 
-    def __init__(self, root: Path, driver: str, workdir: Path) -> None:
+    def __init__(self, root: Path, driver: str, workdir: Path, run_dir: Path | None = None) -> None:
         self.root, self.driver, self.workdir = root, driver, workdir
-        self.run_dir = Path("/run/pydock-bench/docker")
+        self.run_dir = run_dir or Path("/run/pydock-bench/docker")
         self.sock = self.run_dir / "docker.sock"
         self.data = workdir / "docker-data"
         self.proc: subprocess.Popen | None = None
@@ -196,6 +196,13 @@ class Docker(Target):
         return [self.client, "-H", f"unix://{self.sock}"]
 
     def prepare(self) -> None:
+        self.start_daemon()
+        tar = self.workdir / "busybox-docker.tar"
+        images.docker_archive(self.root, self.driver, images.BUSYBOX, PEER_TAG, tar)
+        _run([*self._cli(), "load", "-i", str(tar)], "docker load")
+
+    def start_daemon(self) -> None:
+        """Start the private dockerd and wait until it answers (no image loaded)."""
         dockerd = shutil.which("dockerd")
         if not dockerd:
             raise Unavailable("dockerd is not installed (Debian package docker.io)")
@@ -225,9 +232,10 @@ class Docker(Target):
                 log = (self.workdir / "dockerd.log").read_text(errors="replace")
                 raise Unavailable(f"dockerd did not start: {_last_line(log)}")
             time.sleep(0.2)
-        tar = self.workdir / "busybox-docker.tar"
-        images.docker_archive(self.root, self.driver, images.BUSYBOX, PEER_TAG, tar)
-        _run([*self._cli(), "load", "-i", str(tar)], "docker load")
+
+    def cli(self, *args: str, what: str = "docker", timeout: float = 300):  # noqa: ANN201
+        """Run the client against this daemon; :class:`Unavailable` with its message on failure."""
+        return _run([*self._cli(), *args], what, timeout=timeout)
 
     def argv(self, image: str | None = None) -> list[str]:
         return [*self._cli(), "run", "--rm", "--network", "none", image or PEER_TAG, "true"]
