@@ -5,6 +5,7 @@
     bench copy-up       [--drivers ...] [--runs N] [--with-1g] ...
     bench layer-sharing [--drivers ...] [--counts 1,10,100] ...
     bench scale         [--drivers ...] [--peers ...] [--idle 0,50,200] [--layers 1,10,...]
+    bench pull          [--drivers ...] [--peers docker] [--layers 5] [--layer-mib 20]
 
 Defaults are small so a smoke run takes seconds; pass --runs for real numbers. Progress goes
 to stderr; with neither --json nor --markdown the Markdown report is printed.
@@ -56,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--peers", default="runc,docker,podman")
     sc.add_argument("--idle", default="0,10", help="idle running containers (real: 0,50,200)")
     sc.add_argument("--layers", default="1,10,100", help="image layers (real: 1,10,100,200,500)")
+
+    pl = sub.add_parser("pull", help="pull a multi-layer image from a registry on 127.0.0.1")
+    _common(pl, runs=3)
+    pl.add_argument("--peers", default="docker")
+    pl.add_argument("--layers", type=int, default=5, help="layers of the image (at least 2)")
+    pl.add_argument("--layer-mib", type=int, default=20, help="MiB of data per layer")
     return p
 
 

@@ -74,3 +74,18 @@ def test_layer_sharing_smoke(bench_dirs, scratch, driver):
     assert r["page_cache_total"] is not None
     if driver == "vfs":  # each container holds its own copy of the file
         assert min(r["disk_bytes"]) >= 4 << 20
+
+
+def test_pull_smoke(bench_dirs, scratch):
+    root, work = bench_dirs
+    out_json, out_md = scratch / "p.json", scratch / "p.md"
+    bench("pull", "--runs", "1", "--layers", "3", "--layer-mib", "1", "--drivers", "vfs",
+          "--peers", "", "--root", str(root), "--workdir", str(work),
+          "--json", str(out_json), "--markdown", str(out_md))  # fmt: skip
+    doc = json.loads(out_json.read_text())
+    assert doc["schema"] == "pydock-bench/pull" and doc["config"]["layers"] == 3
+    t = doc["targets"]["pydock/vfs"]
+    assert t["status"] == "ok", t["reason"]
+    assert len(t["cold"]["samples_ns"]) == 1 and len(t["warm"]["samples_ns"]) == 1
+    assert doc["image"]["compressed_bytes"] > 3 * 1_000_000  # pattern data does not shrink
+    assert "| `pydock/vfs` | ok |" in out_md.read_text()
