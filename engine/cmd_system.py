@@ -17,7 +17,9 @@ def cmd_inspect(engine: Engine, a: argparse.Namespace) -> int:
     failed = False
     for ref in a.objects:
         try:
-            out.append(_inspect_one(engine, ref, getattr(a, "type", None), getattr(a, "size", False)))
+            out.append(
+                _inspect_one(engine, ref, getattr(a, "type", None), getattr(a, "size", False))
+            )
         except EngineError as e:
             eprint(f"Error: No such object: {ref}" if isinstance(e, NotFound) else f"Error: {e}")
             failed = True
