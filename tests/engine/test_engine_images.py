@@ -24,7 +24,7 @@ import pytest
 from helpers import PYDOCK
 from imagetar import Entry, config_for, docker_save, layer_tar, oci_layout, sha, tar_of
 from pydock.engine.engine import Engine
-from pydock.engine.images import ImageStore, chain_ids
+from pydock.engine.images import ImageStore, chain_ids, store_name
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -78,13 +78,18 @@ def driver_of(pydock):
     return Engine(pydock.root, pydock.driver).driver()
 
 
+def store_of(pydock) -> str:
+    """The layer store the driver keeps its layers in (fuse-union shares overlay2's)."""
+    return store_name(driver_of(pydock))
+
+
 def layer_records(pydock) -> dict[str, dict]:
-    return ImageStore(pydock.root).layer_records(pydock.driver)
+    return ImageStore(pydock.root).layer_records(store_of(pydock))
 
 
 def driver_layer_dirs(pydock) -> set[str]:
     """Layer directories in the driver's home, read from disk rather than from the driver."""
-    home = pydock.root / pydock.driver
+    home = pydock.root / store_of(pydock)
     base = home / "dir" if pydock.driver == "vfs" else home
     return {n for n in os.listdir(base) if not n.startswith(".") and n != "l"}
 
@@ -430,7 +435,7 @@ def test_sigkill_during_load_then_reload(pydock, scratch: Path):
     archive = scratch / "big.tar"
     try:
         diff_ids = _write_big_archive(archive)
-        home = pydock.root / pydock.driver
+        home = pydock.root / store_of(pydock)
         proc = subprocess.Popen(
             [PYDOCK, "--root", str(pydock.root), "-s", pydock.driver, "load", "-i", str(archive)],
             stdout=subprocess.DEVNULL,
