@@ -169,7 +169,33 @@ def _timed(argv: list[str]) -> int:
     return ns
 
 
-class _PydockPull:
+class _Puller:
+    """Timed pulls of the full image into an empty store (cold) and on top of its base
+    layers (warm); subclasses say how to pull and how to empty the store."""
+
+    def _pull(self, tag: str) -> int:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def cold(self) -> int:
+        self.reset()
+        try:
+            return self._pull(FULL)
+        finally:
+            self.reset()
+
+    def warm(self) -> int:
+        self.reset()
+        try:
+            self._pull(BASE)
+            return self._pull(FULL)
+        finally:
+            self.reset()
+
+
+class _PydockPull(_Puller):
     kind = "pydock"
 
     def __init__(self, driver: str, workdir: Path, host: str) -> None:
@@ -188,26 +214,11 @@ class _PydockPull:
     def reset(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def cold(self) -> int:
-        self.reset()
-        try:
-            return self._pull(FULL)
-        finally:
-            self.reset()
-
-    def warm(self) -> int:
-        self.reset()
-        try:
-            self._pull(BASE)
-            return self._pull(FULL)
-        finally:
-            self.reset()
-
     def close(self) -> None:
         self.reset()
 
 
-class _DockerPull:
+class _DockerPull(_Puller):
     kind = "peer"
     name = "docker"
 
@@ -226,21 +237,6 @@ class _DockerPull:
 
     def _pull(self, tag: str) -> int:
         return _timed([*self.d._cli(), "pull", "-q", f"{self.host}/{REPO}:{tag}"])
-
-    def cold(self) -> int:
-        self.reset()
-        try:
-            return self._pull(FULL)
-        finally:
-            self.reset()
-
-    def warm(self) -> int:
-        self.reset()
-        try:
-            self._pull(BASE)
-            return self._pull(FULL)
-        finally:
-            self.reset()
 
     def close(self) -> None:
         self.d.close()

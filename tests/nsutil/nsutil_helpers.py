@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from pathlib import Path
@@ -52,57 +53,16 @@ def docker_like_spec(rootfs: Path, args: list[str], **process_overrides) -> dict
         "process": process,
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": "pdtest-box",
+        # the engine's own default mounts, plus a read-only cgroupfs as Docker adds
         "mounts": [
-            {
-                "destination": "/proc",
-                "type": "proc",
-                "source": "proc",
-                "options": ["nosuid", "noexec", "nodev"],
-            },
-            {
-                "destination": "/dev",
-                "type": "tmpfs",
-                "source": "tmpfs",
-                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-            },
-            {
-                "destination": "/dev/pts",
-                "type": "devpts",
-                "source": "devpts",
-                "options": [
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620",
-                    "gid=5",
-                ],
-            },
-            {
-                "destination": "/sys",
-                "type": "sysfs",
-                "source": "sysfs",
-                "options": ["nosuid", "noexec", "nodev", "ro"],
-            },
+            *copy.deepcopy(engine_spec.DEFAULT_MOUNTS),
             {
                 "destination": "/sys/fs/cgroup",
                 "type": "cgroup",
                 "source": "cgroup",
                 "options": ["ro", "nosuid", "noexec", "nodev"],
             },
-            {
-                "destination": "/dev/mqueue",
-                "type": "mqueue",
-                "source": "mqueue",
-                "options": ["nosuid", "noexec", "nodev"],
-            },
-            {
-                "destination": "/dev/shm",
-                "type": "tmpfs",
-                "source": "shm",
-                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-            },
-        ],  # fmt: skip
+        ],
         "linux": {
             "namespaces": [
                 {"type": "pid"},
