@@ -15,19 +15,18 @@ mismatch refuses the whole image and leaves the store as it was (ImageStore.add_
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
 import posixpath
 import tarfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from .errors import InvalidInput
 from .images import ImageStore
+from .layercompress import decompressed
 
 MT_INDEX = {
     "application/vnd.oci.image.index.v1+json",
@@ -144,39 +143,6 @@ class _VerifiedBlob:
         self.raw.close()
 
 
-class _Gunzip:
-    """A gzip'ed layer read as its tar; a broken stream is bad input, reported in one line.
-
-    GzipFile raises EOFError for a stream cut short and zlib.error for corrupt data, neither
-    of which the CLI would otherwise print as an error message.
-    """
-
-    def __init__(self, g: gzip.GzipFile) -> None:
-        self.g = g
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self.g.read(n)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise InvalidInput(f"invalid gzip-compressed layer: {e}") from None
-
-
-@contextlib.contextmanager
-def _decompressed(stream: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
-    if media_type.endswith("gzip") or _is_gzip(stream):
-        with gzip.GzipFile(fileobj=stream) as g:  # type: ignore[arg-type]
-            yield _Gunzip(g)  # type: ignore[misc]
-    elif media_type.endswith("zstd"):
-        raise InvalidInput("zstd-compressed layers are not supported yet")
-    else:
-        yield stream
-
-
-def _is_gzip(stream: BinaryIO) -> bool:
-    peek = getattr(stream, "peek", None)
-    return bool(peek) and peek(2)[:2] == b"\x1f\x8b"  # type: ignore[misc]
-
-
 def docker_save_images(src: Source) -> list[Candidate]:
     manifest = _parse_json(src.read("manifest.json"), "manifest.json")
     if not isinstance(manifest, list):
@@ -198,7 +164,7 @@ def docker_save_images(src: Source) -> list[Candidate]:
             raise InvalidInput(f"image config digest mismatch: {config_name}")
 
         def opener(i: int, layers: list[str] = layers) -> contextlib.AbstractContextManager:
-            return _decompressed(src.open(layers[i]), "")
+            return decompressed(src.open(layers[i]), "")
 
         out.append(Candidate(config, list(entry.get("RepoTags") or []), opener))
     return out
@@ -236,7 +202,7 @@ def _walk_index(src: Source, index: object, tag: str | None, out: list[Candidate
         def opener(i: int, layers: list = layers) -> contextlib.AbstractContextManager:
             d = layers[i]
             blob = _VerifiedBlob(src.open(_digest_path(d["digest"])), d["digest"])
-            return _decompressed(blob, d.get("mediaType", ""))  # type: ignore[arg-type]
+            return decompressed(blob, d.get("mediaType", ""))  # type: ignore[arg-type]
 
         out.append(Candidate(config, _oci_tags(desc, ref), opener))
 

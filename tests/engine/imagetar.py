@@ -72,15 +72,27 @@ def docker_save(
     return _tar(files)
 
 
-def oci_layout(layers: list[bytes], ref: str, *, compress: bool = True) -> dict[str, bytes]:
-    """An OCI image layout as {relative path: bytes}; layers gzip'ed when ``compress``."""
+def compress_layer(layer: bytes, codec: str) -> tuple[bytes, str]:
+    """(blob, OCI media type) of a layer tar: ``codec`` is "gzip", "zstd" or "" (plain)."""
+    mt = "application/vnd.oci.image.layer.v1.tar"
+    if codec == "gzip":
+        return gzip.compress(layer, mtime=0), mt + "+gzip"
+    if codec == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(write_checksum=True).compress(layer), mt + "+zstd"
+    return layer, mt
+
+
+def oci_layout(layers: list[bytes], ref: str, *, compress: bool | str = True) -> dict[str, bytes]:
+    """An OCI image layout as {relative path: bytes}; layers gzip'ed when ``compress`` is
+    True, compressed with that codec when it names one ("zstd")."""
     files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}
     config = config_for(layers)
     descs = []
     for layer in layers:
-        blob = gzip.compress(layer, mtime=0) if compress else layer
+        blob, mt = compress_layer(layer, "gzip" if compress is True else compress or "")
         files[f"blobs/sha256/{sha(blob)[7:]}"] = blob
-        mt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else "")
         descs.append({"mediaType": mt, "digest": sha(blob), "size": len(blob)})
     files[f"blobs/sha256/{sha(config)[7:]}"] = config
     manifest = json.dumps(

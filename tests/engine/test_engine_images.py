@@ -27,6 +27,7 @@ from pydock.engine.engine import Engine
 from pydock.engine.images import ImageStore, chain_ids, store_name
 
 BUSYBOX = Path("/bin/busybox")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 pytestmark = pytest.mark.skipif(not BUSYBOX.is_file(), reason="needs the host's /bin/busybox")
 
@@ -177,6 +178,21 @@ def test_load_oci_layout(pydock, scratch: Path, as_tar: bool):
     assert res.stdout == b"from layer 2\n"
 
 
+def test_load_oci_layout_zstd(pydock, scratch: Path):
+    """zstd-compressed layers (image-spec ``tar+zstd``) load like gzip'ed ones."""
+    layers = two_layer_app()
+    files = oci_layout(layers, "docker.io/library/zapp:1", compress="zstd")
+    assert sum(v[:4] == ZSTD_MAGIC for v in files.values()) == 2
+    res = pydock("load", "-i", str(write(scratch / "z.tar", tar_of(files))))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode() == "Loaded image: zapp:1\n"
+    info = json.loads(pydock.out("inspect", "zapp:1"))[0]
+    assert info["RootFS"]["Layers"] == [sha(x) for x in layers]
+    res = pydock("run", "--rm", "zapp:1", "cat", "/etc/added", "/etc/keep")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"from layer 2\nkept\n"
+
+
 # -- 3. rmi while a container uses the image ---------------------------------------------------
 def test_rmi_conflict_until_container_removed(pydock, scratch: Path):
     layers = two_layer_app()
@@ -254,6 +270,18 @@ def _hostile_archive(kind: str, scratch: Path, canary: Path) -> Path:
         files = oci_layout([base_layer()], "bad:gz", compress=True)
         blob = next(k for k, v in files.items() if v[:2] == b"\x1f\x8b")
         return write_layout(scratch / "oci-gz", _replace_blob(files, blob, files[blob][:200_000]))
+    if kind in ("oci-zstd-corrupt", "oci-zstd-truncated"):
+        # every digest matches the blob as stored; its zstd stream is broken. Two layers:
+        # the first (good) one is applied and must be rolled back.
+        layers = two_layer_app()
+        files = oci_layout(layers, f"bad:{kind[4:]}", compress="zstd")
+        blob = next(k for k, v in files.items() if v[:4] == ZSTD_MAGIC and len(v) < 100_000)
+        data = bytearray(files[blob])
+        if kind == "oci-zstd-corrupt":
+            data[len(data) // 2] ^= 0xFF  # the frame checksum no longer matches
+        else:
+            data = data[: len(data) // 2]
+        return write_layout(scratch / kind, _replace_blob(files, blob, bytes(data)))
     if kind == "truncated":
         data = docker_save(two_layer_app(), "bad:trunc")
         return write(scratch / "trunc.tar", data[: len(data) // 2])
@@ -336,6 +364,8 @@ HOSTILE = {
     "diff-id": "layer digest mismatch",
     "oci-blob-mismatch": "blob digest mismatch",
     "oci-gzip-truncated": "invalid gzip-compressed layer",
+    "oci-zstd-corrupt": "invalid zstd-compressed layer",
+    "oci-zstd-truncated": "the stream ends inside a frame",
     "truncated": "invalid archive",
     "missing-file": "no such file or directory",
 }
