@@ -364,7 +364,9 @@ class ImageStore:
         if image_id in digests.values():
             kept = {r: i for r, i in digests.items() if i != image_id}
             write_json(self.digests_file, kept, durable=True)
-        wanted: set[str] = set()
+        from .layerpins import held
+
+        wanted = held(self.root)  # layers of pulls in progress are not garbage yet
         for other in self.image_ids():
             wanted.update(self.layer_chain(other))
         removed = []

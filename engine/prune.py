@@ -4,8 +4,9 @@ Deletes dangling images (no tag) or, with ``-a``, every image no container uses,
 store's leftovers: layer records and driver layers no image references, blobs of pulls that
 were interrupted, and spooled push exports. Everything runs under the store lock held
 exclusively, which ``pydock run``/``create`` hold shared while they pin an image and a pull
-holds while it applies layers; the download directory is cleared only when no pull holds
-``distribution/pull.lock``.
+holds while it applies a layer; layers a running pull has applied but no image names yet
+are pinned (:mod:`.layerpins`) and kept, those of a killed pull go with the rest. The
+download directory is cleared only when no pull holds ``distribution/pull.lock``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def prune_images(engine: Engine, *, all_images: bool, filters: list[str]) -> tup
 def gc(engine: Engine) -> int:
     """Remove what no image references; the caller holds the store lock exclusively."""
     store = engine.images
-    keep: set[str] = set()
+    from . import layerpins
+
+    keep = layerpins.held(engine.root)  # a pull in progress holds its layers
     for image_id in store.image_ids():
         keep.update(store.layer_chain(image_id))
     freed = 0
@@ -91,6 +94,7 @@ def gc(engine: Engine) -> int:
         for chain in sorted(unused, key=lambda c: -_depth(records, c)):
             freed += records[chain].get("size", 0)
             store._drop_layer(driver, chain)
+    layerpins.forget_stale(engine.root)  # what dead pulls applied went with the rest
     from .distribution.blobsums import BlobSums
 
     BlobSums(engine.root).forget(keep)

@@ -5,26 +5,31 @@ Blobs are downloaded (three at a time, as Docker does) into
 download cut short keeps its partial file and the next attempt (or the next pull, after a
 crash or ``kill -9``) resumes it with an HTTP ``Range`` request. Only a blob whose digest
 matched is renamed to ``<hex>`` (the rename is the commit point), and only such files are
-applied: gunzipped on the fly into the storage driver through ``ImageStore.add_image``,
-which also verifies each layer's uncompressed digest against the config's ``diff_ids``
-and removes what it applied if anything fails. Layers already in the store are reported
-as ``Already exists`` and never requested.
+applied: decompressed on the fly (gzip or zstd, :mod:`..layercompress`) into the storage
+driver through ``ImageStore.apply_layer``, which also verifies each layer's uncompressed
+digest against the config's ``diff_ids``. Layers already in the store are reported as
+``Already exists`` and never requested.
 
-The store lock is taken only for the apply, so downloads do not block ``pydock run``.
+Each layer is applied as soon as it and its parents are in (downloads stay three at a
+time; application goes in layer order), taking the store lock for that one layer, so
+downloads never block ``pydock run`` and a slow last layer does not hold the others back.
+A pin (:mod:`..layerpins`) guards the applied layers until the image config is written;
+if a later layer fails, the layers this pull applied are removed again. Those of a pull
+that was killed are taken over by the next pull of an image that needs them and removed
+by any other pull or by ``rmi``/``image prune`` (nothing names them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import hashlib
 import json
 import os
 import platform
-import zlib
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
@@ -33,6 +38,7 @@ from typing import BinaryIO
 from ..errors import EngineError, InvalidInput
 from ..fsutil import FileLock
 from ..images import ImageStore, chain_ids, store_name
+from ..layercompress import decompressed
 from . import reference as refmod
 from .blobsums import BlobSums
 from .client import MANIFEST_TYPES, Registry, TransientError
@@ -143,6 +149,7 @@ class Puller:
         self.want = parse_platform(platform_)
         self.progress = progress or Progress()
         self.registries: dict[str, Registry] = {}
+        self._abort = threading.Event()  # set when a pull fails: other downloads stop
 
     def registry(self, ref: refmod.Reference) -> Registry:
         reg = self.registries.get(ref.endpoint)
@@ -243,6 +250,8 @@ class Puller:
                         h, offset = hashlib.sha256(), 0
                     os.lseek(fd, offset, os.SEEK_SET)
                     while data := r.read(CHUNK):
+                        if self._abort.is_set():  # another layer failed: keep the partial
+                            raise EngineError(f"download of blob {layer.digest} stopped")
                         os.write(fd, data)
                         h.update(data)
                         offset += len(data)
@@ -289,20 +298,9 @@ class Puller:
                 raise InvalidInput(f"unsupported layer digest {layer.digest}")
         lock = pull_lock(self.root).acquire(shared=True)
         try:
-            missing = []
-            for layer in layers:
-                if self._have(layer.chain):
-                    p.status(layer.short, "Already exists")
-                else:
-                    p.status(layer.short, "Pulling fs layer")
-                    missing.append(layer)
-            files = self._download_all(ref, missing)
-            image_id, fresh = self._apply(config, layers, files, ref)
+            image_id, fresh = self._fetch(ref, config, layers)
         finally:
             lock.release()
-        for f in files.values():
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
         sums = BlobSums(self.root)
         for layer in layers:
             entry = {"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id,
@@ -324,84 +322,106 @@ class Puller:
             chain[7:]
         )
 
-    def _download_all(self, ref: refmod.Reference, missing: list[Layer]) -> dict[str, Path]:
-        if not missing:
-            return {}
-        for layer in missing[MAX_DOWNLOADS:]:
-            self.progress.status(layer.short, "Waiting")
-        with ThreadPoolExecutor(MAX_DOWNLOADS, thread_name_prefix="pull") as pool:
-            futures = {layer.digest: pool.submit(self.download, ref, layer) for layer in missing}
-            errors = []
-            files = {}
-            for d, fut in futures.items():
-                try:
-                    files[d] = fut.result()
-                except BaseException as e:  # report the first failure after all settle
-                    errors.append(e)
-            if errors:
-                raise errors[0]
-        return files
+    def _fetch(self, ref: refmod.Reference, config: bytes, layers: list[Layer]) -> tuple[str, bool]:
+        """Download the missing layers three at a time and apply each in layer order as
+        soon as it and its parents are in: the image id, and whether it is new here.
 
-    def _apply(
-        self, config: bytes, layers: list[Layer], files: dict[str, Path], ref: refmod.Reference
-    ) -> tuple[str, bool]:
+        Each apply takes the store lock for that layer only. The pin (layerpins) keeps the
+        layers of this pull from rmi, prune and other pulls' rollbacks until the config is
+        written; if anything fails, the layers this pull applied are rolled back.
+        """
+        from .. import layerpins
+
         p = self.progress
-        image_id = sha256_digest(config)
-        done: list[Layer] = []
+        self._abort.clear()
+        pin = layerpins.Pin(self.root, store_name(self.driver), [x.chain for x in layers])
+        created: list[str] = []
+        files: dict[str, Path] = {}
+        pool = ThreadPoolExecutor(MAX_DOWNLOADS, thread_name_prefix="pull")
+        try:
+            missing: dict[str, Layer] = {}
+            for layer in layers:
+                if self._have(layer.chain):
+                    p.status(layer.short, "Already exists")
+                elif layer.digest not in missing:
+                    p.status(layer.short, "Pulling fs layer")
+                    missing[layer.digest] = layer
+            for layer in list(missing.values())[MAX_DOWNLOADS:]:
+                p.status(layer.short, "Waiting")
+            futures: dict[str, Future[Path]] = {
+                d: pool.submit(self.download, ref, layer) for d, layer in missing.items()
+            }
+            for i, layer in enumerate(layers):
+                fut = futures.get(layer.digest)
+                if fut is not None:
+                    files[layer.digest] = fut.result()  # a failed download raises here
+                if self._apply_layer(ref, layers, i, files, first=i == 0):
+                    created.append(layer.chain)
+            image_id = sha256_digest(config)
+            with self.store.lock:
+                fresh = self.store.lookup(image_id) is None
+                # every layer is in by now (pinned); add_image re-checks and writes the config
+                self.store.add_image(config, self._opener(ref, layers, files), [], self.driver)
+                pin.release()
+        except BaseException as e:
+            self._abort.set()  # running downloads stop; their partial files stay for resume
+            pool.shutdown(wait=True, cancel_futures=True)
+            with self.store.lock:
+                pin.release()
+                layerpins.drop_unclaimed(self.store, self.driver, created, self.root)
+            if isinstance(e, InvalidInput):
+                for f in files.values():  # the bytes were wrong: do not resume from them
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            pin.release()
+        for f in files.values():
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        return image_id, fresh
+
+    def _apply_layer(
+        self, ref: refmod.Reference, layers: list[Layer], i: int, files: dict[str, Path],
+        *, first: bool,
+    ) -> bool:  # fmt: skip
+        """Apply layer ``i`` unless the store has it; True if this call applied it."""
+        from .. import layerpins
+
+        layer = layers[i]
+        while True:
+            path = files.get(layer.digest)
+            with self.store.lock:
+                if first:  # what pulls killed before left behind goes first
+                    layerpins.recover(self.store, self.driver, self.root)
+                    first = False
+                if self._have(layer.chain):
+                    return False
+                if path is not None:
+                    self.progress.status(layer.short, "Extracting")
+                    with open(path, "rb") as f, decompressed(f, layer.media_type) as stream:
+                        self.store.apply_layer(
+                            self.driver, layer.chain, layers[i - 1].chain if i else None,
+                            layer.diff_id, stream,
+                        )  # fmt: skip
+                    self.progress.status(layer.short, "Pull complete")
+                    return True
+            # present when checked, gone now (rmi meanwhile): fetch it outside the lock
+            files[layer.digest] = self.download(ref, layer)
+
+    def _opener(self, ref: refmod.Reference, layers: list[Layer], files: dict[str, Path]):  # noqa: ANN202
+        """add_image's layer opener, for a layer that vanished after it was applied."""
 
         @contextlib.contextmanager
         def open_layer(i: int) -> Iterator[BinaryIO]:
             layer = layers[i]
-            for prev in done:
-                p.status(prev.short, "Pull complete")
-            done.clear()
-            p.status(layer.short, "Extracting")
-            path = files.get(layer.digest)
-            if path is None:  # present when checked, gone now (rmi meanwhile): fetch it
-                path = self.download(ref, layer)
-                files[layer.digest] = path
+            path = files.get(layer.digest) or self.download(ref, layer)
+            files[layer.digest] = path
             with open(path, "rb") as f, decompressed(f, layer.media_type) as stream:
                 yield stream
-            done.append(layer)
 
-        with self.store.lock:
-            fresh = self.store.lookup(image_id) is None
-            try:
-                self.store.add_image(config, open_layer, [], self.driver)
-            except InvalidInput:
-                for f in files.values():  # the bytes were wrong: do not resume from them
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
-                raise
-        for prev in done:
-            p.status(prev.short, "Pull complete")
-        return image_id, fresh
-
-
-class _Gunzip:
-    """Gzip errors as one-line InvalidInput (GzipFile raises EOFError / zlib.error)."""
-
-    def __init__(self, g: gzip.GzipFile) -> None:
-        self.g = g
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self.g.read(n)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise InvalidInput(f"invalid gzip-compressed layer: {e}") from None
-
-
-@contextlib.contextmanager
-def decompressed(f: BinaryIO, media_type: str) -> Iterator[BinaryIO]:
-    head = f.read(4)
-    f.seek(0)
-    if media_type.endswith("zstd") or head == b"\x28\xb5\x2f\xfd":
-        raise InvalidInput("zstd-compressed layers are not supported (no zstd library)")
-    if media_type.endswith("gzip") or head[:2] == b"\x1f\x8b":
-        with gzip.GzipFile(fileobj=f) as g:
-            yield _Gunzip(g)  # type: ignore[misc]
-    else:
-        yield f
+        return open_layer
 
 
 def pull_all_tags(puller: Puller, ref: refmod.Reference) -> list[str]:

@@ -7,8 +7,10 @@ proxy only counts them and, when a test asks, corrupts, truncates or fails some 
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,6 +160,63 @@ class Proxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def push_blob(host: str, repo: str, data: bytes) -> str:
+    """Upload ``data`` as a blob of ``repo`` (one monolithic POST + PUT); its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    conn = http.client.HTTPConnection(host, timeout=30)
+    try:
+        conn.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 202, r.status
+        location = r.getheader("Location") or ""
+        path = urllib.parse.urlsplit(location)
+        target = f"{path.path}?{path.query + '&' if path.query else ''}digest={digest}"
+        conn.request("PUT", target, body=data, headers={"Content-Type": "application/octet-stream"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 201, r.status
+    finally:
+        conn.close()
+    return digest
+
+
+def put_manifest(host: str, repo: str, ref: str, doc: dict) -> str:
+    """PUT a hand-built manifest (its ``mediaType`` is the Content-Type); its digest."""
+    body = json.dumps(doc).encode()
+    conn = http.client.HTTPConnection(host, timeout=30)
+    try:
+        conn.request("PUT", f"/v2/{repo}/manifests/{ref}", body=body,
+                     headers={"Content-Type": doc["mediaType"]})  # fmt: skip
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 201, (r.status, r.reason)
+    finally:
+        conn.close()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def push_oci_image(
+    host: str, repo: str, tag: str, config: bytes, blobs: list[tuple[bytes, str]]
+) -> str:
+    """Push an image as an OCI manifest: ``blobs`` are (layer blob, media type) pairs."""
+    layers = [
+        {"mediaType": mt, "digest": push_blob(host, repo, blob), "size": len(blob)}
+        for blob, mt in blobs
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": push_blob(host, repo, config),
+            "size": len(config),
+        },
+        "layers": layers,
+    }
+    return put_manifest(host, repo, tag, manifest)
 
 
 def cleanup_dir(path: Path) -> None:
