@@ -104,11 +104,22 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
         from . import shim
 
         sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
+        _refill_pools(engine, rec)
         if sock is None:
             print(rec["Id"])
             return 0
         return _attached(engine, rec, sock, a)
     return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
+
+
+def _refill_pools(engine: Engine, rec: dict) -> None:
+    """The monitor that started the container made its network and exec'd; this
+    command forks the namespace pool's refill instead (network/pool.py)."""
+    mode = rec["HostConfig"].get("NetworkMode") or ""
+    if mode not in ("none", "host") and not mode.startswith("container:"):
+        from .network.pool import refill_if_owed
+
+        refill_if_owed(engine.root)
 
 
 def lifecycle_config(a: argparse.Namespace) -> dict:

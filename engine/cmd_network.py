@@ -1,9 +1,10 @@
-"""Network commands: ``network create|ls|inspect|rm|connect|disconnect`` and ``port``."""
+"""Network commands: ``network create|ls|inspect|rm|prune|connect|disconnect``, ``port``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .cliutil import add_command, eprint
 from .engine import Engine
@@ -48,12 +49,26 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
                 eprint(f"Error response from daemon: {e}")
                 failed = True
         return 1 if failed else 0
+    elif a.net_cmd == "prune":
+        if not a.force:
+            sys.stdout.write(
+                "WARNING! This will remove all custom networks not used by at least one "
+                "container.\nAre you sure you want to continue? [y/N] "
+            )
+            sys.stdout.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                return 0
+        removed = manager.prune_networks(engine.root)
+        if removed:
+            print("Deleted Networks:")
+            for name in removed:
+                print(name)
     elif a.net_cmd == "connect":
         manager.connect(engine, a.network, a.container)
     elif a.net_cmd == "disconnect":
         manager.disconnect(engine, a.network, a.container)
     else:
-        raise EngineError("usage: pydock network create|ls|inspect|rm|connect|disconnect")
+        raise EngineError("usage: pydock network create|ls|inspect|rm|prune|connect|disconnect")
     return 0
 
 
@@ -99,6 +114,8 @@ def setup(sub) -> None:
     for word in ("rm", "remove"):
         r = nsub.add_parser(word)
         r.add_argument("networks", nargs="+")
+    pr = nsub.add_parser("prune", help="remove unused networks and drain namespace pools")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     for word in ("connect", "disconnect"):
         cc = nsub.add_parser(word)
         cc.add_argument("network")

@@ -73,6 +73,8 @@ def _run(
     if report is not None:
         os.write(report, b"0")
         os.close(report)
+    if "pydock.engine.network.pool" in sys.modules:  # a start drew from a namespace pool
+        sys.modules["pydock.engine.network.pool"].refill_after_start()
     copier = None
     if pipes:
         copier = runtime.LogCopier(rec["LogPath"], pipes[0], pipes[1], echo, now)

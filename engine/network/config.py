@@ -2,7 +2,9 @@
 
 Keys read (Docker's names): ``"bridge"`` (the default network's bridge device), ``"bip"``
 (its gateway address and prefix, e.g. ``"10.42.0.1/24"``), ``"mtu"``, ``"ip-forward"``
-(enable net.ipv4.ip_forward for outbound NAT; default true as in Docker).
+(enable net.ipv4.ip_forward for outbound NAT; default true as in Docker) and pydock's own
+``"netns-pool"`` (how many ready network namespaces each bridge network keeps for fast
+starts; 0, the default, disables the pool: see pool.py).
 
 Device and nftables table names are derived from the root when not configured: the default
 root keeps Docker-like names (``pydock0``, table ``pydock``), any other root gets names
@@ -12,10 +14,8 @@ hashed from its path. Links and tables are host-wide while roots are not, so two
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidInput
@@ -28,14 +28,29 @@ DEFAULT_NETWORK = "bridge"
 SPECIAL_MODES = ("none", "host")
 
 
-@dataclass(frozen=True)
 class NetConfig:
-    root: Path
-    bridge: str
-    bip: ipaddress.IPv4Interface | None
-    mtu: int
-    ip_forward: bool
-    table: str
+    """A root's network settings. A plain class, not a dataclass: this module is on the
+    bridge start path and ``dataclasses`` alone costs ~6 ms to import (inspect, ast...)."""
+
+    __slots__ = ("root", "bridge", "bip", "mtu", "ip_forward", "table", "pool_size")
+
+    def __init__(
+        self,
+        root: Path,
+        bridge: str,
+        bip: ipaddress.IPv4Interface | None,
+        mtu: int,
+        ip_forward: bool,
+        table: str,
+        pool_size: int = 0,
+    ) -> None:
+        self.root = root
+        self.bridge = bridge
+        self.bip = bip
+        self.mtu = mtu
+        self.ip_forward = ip_forward
+        self.table = table
+        self.pool_size = pool_size
 
     @property
     def state_dir(self) -> Path:
@@ -50,7 +65,11 @@ def _root_tag(root: Path) -> str | None:
     real = os.path.realpath(root)
     if real == DEFAULT_ROOT:
         return None
-    return hashlib.sha256(real.encode()).hexdigest()[:8]
+    try:  # the builtin module: hashlib would load OpenSSL (~2 ms) for the same digest
+        from _sha256 import sha256
+    except ImportError:  # Python >= 3.12 renamed it
+        from hashlib import sha256
+    return sha256(real.encode()).hexdigest()[:8]
 
 
 def load(root: str | Path) -> NetConfig:
@@ -74,6 +93,12 @@ def load(root: str | Path) -> NetConfig:
         except ValueError as e:
             raise InvalidInput(f"daemon.json bip: {e}", 125) from None
     mtu = int(daemon.get("mtu") or DEFAULT_MTU)
+    try:
+        pool_size = int(daemon.get("netns-pool") or 0)
+    except (TypeError, ValueError):
+        raise InvalidInput("daemon.json netns-pool: not an integer", 125) from None
+    if not 0 <= pool_size <= 64:
+        raise InvalidInput("daemon.json netns-pool: must be between 0 and 64", 125)
     return NetConfig(
         root=root,
         bridge=bridge,
@@ -81,4 +106,5 @@ def load(root: str | Path) -> NetConfig:
         mtu=mtu,
         ip_forward=bool(daemon.get("ip-forward", True)),
         table="pydock" if tag is None else f"pydock_{tag}",
+        pool_size=pool_size,
     )

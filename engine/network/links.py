@@ -45,6 +45,13 @@ def _iproute_class():
     return IPRoute
 
 
+def preload() -> None:
+    """Import the netlink modules now (the pool's background refill does this before it
+    takes any lock)."""
+    _iproute_class()
+    _netlink_error()
+
+
 def _netlink_error():
     from pyroute2.netlink.exceptions import NetlinkError
 

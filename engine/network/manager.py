@@ -13,6 +13,12 @@ down with its last container (as podman's netavark does), so a store with nothin
 running leaves nothing in the host's network stack; user-defined networks keep their
 bridge from ``network create`` to ``network rm``, as Docker's do. The root's nftables
 table goes away with its last rule.
+
+With a namespace pool (``"netns-pool"`` in daemon.json, see pool.py) a start claims a
+ready namespace instead and imports no netlink code; teardown is stdlib-only either way
+(umount of the namespace, which takes the veth pair with it; rtnl.py for a bridge). A
+non-empty pool keeps the default bridge up after its last container: ``network prune``
+drains the pools and brings idle bridges down.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import ipaddress
 import os
 from pathlib import Path
 
+from .. import trace
 from ..errors import Conflict, EngineError, InvalidInput, NotFound
-from . import config, etcfiles
+from . import config, etcfiles, rtnl
 from .store import NetState, NetworkStore, choose_subnet, host_lock, host_routes, parse_subnet
 
 MAX_ENDPOINTS = 10
@@ -75,11 +82,12 @@ def port_bindings(publish: list[str]) -> dict[str, list[dict]]:
     return out
 
 
-def _wanted_ports(rec: dict, image_config: dict) -> dict[str, list[dict]]:
+def _wanted_ports(rec: dict, image_config) -> dict[str, list[dict]]:
+    """``image_config`` is a callable: the image's config is read only for ``-P``."""
     hc = rec["HostConfig"]
     wanted = {k: list(v) for k, v in (hc.get("PortBindings") or {}).items()}
     if hc.get("PublishAllPorts"):
-        for key in (image_config.get("config") or {}).get("ExposedPorts") or {}:
+        for key in (image_config().get("config") or {}).get("ExposedPorts") or {}:
             if "/" not in key:
                 key += "/tcp"
             wanted.setdefault(key, [{"HostIp": "", "HostPort": ""}])
@@ -109,6 +117,7 @@ class _Session:
         self.cfg = cfg
         self._links = None
         self._nft = None
+        self.nft_dirty = False  # a rule was removed: the table may be empty now
 
     @property
     def links(self):
@@ -151,22 +160,34 @@ class _Session:
         nft.add_network(self.nft, self.cfg.table, net)
         net["Up"] = True
 
-    def bring_down(self, net: dict) -> None:
-        from . import nft
+    def bring_down(self, net: dict, pending_too: bool = False) -> None:
+        """The bridge and its NAT rules go, with the pool's entries (stdlib netlink)."""
+        from . import nft, pool
 
-        self.links.delete_link(net["Bridge"])
+        pool.drain(net, pending_too)
+        rtnl.delete_link(net["Bridge"])
         nft.remove_tag(self.nft, self.cfg.table, f"net:{net['Id'][:12]}")
         net["Up"] = False
+        self.nft_dirty = True
 
     def settle(self, st: NetState) -> None:
-        """Bring down idle default networks; drop the table once nothing uses it."""
-        from . import nft
+        """Bring down idle default networks, unless a pool keeps one up; drop the table
+        once nothing uses it (libnftables is loaded only if some rule went)."""
+        from . import pool
 
         for net in st.networks.values():
-            idle = net.get("Default") and not st.endpoints_on(net["Name"])
-            if idle and (net["Up"] or self.links.index(net["Bridge"]) is not None):
+            if not net.get("Default") or st.endpoints_on(net["Name"]):
+                continue
+            if self.cfg.pool_size <= 0 and net.get("Pool"):
+                pool.drain(net, pending_too=False)  # the pool was switched off
+            if pool.keeps_up(net, self.cfg):
+                continue
+            if net["Up"] or rtnl.link_exists(net["Bridge"]):
                 self.bring_down(net)
-        nft.drop_table_if_unused(self.nft, self.cfg.table)
+        if self.nft_dirty:
+            from . import nft
+
+            nft.drop_table_if_unused(self.nft, self.cfg.table)
 
     # -- endpoints ---------------------------------------------------------------------
     def add_endpoint(self, st: NetState, cid: str, net: dict, netns: str, ns_ipr, k: int) -> dict:
@@ -256,8 +277,6 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
     sess = _Session(cfg)
     try:
         with store.locked() as st:
-            from .links import make_netns, open_in_netns
-
             net = store.default_network(st) if mode == config.DEFAULT_NETWORK else st.network(mode)
             ports: list[dict] = []
             st.containers[cid] = {
@@ -267,13 +286,35 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
                 "Ports": ports,
                 "Endpoints": {},
             }
-            _lease_ports(st, _wanted_ports(rec, engine.images.config(rec["Image"])), ports)
-            make_netns(netns)
-            ns_ipr = open_in_netns(netns)
-            try:
-                ep = sess.add_endpoint(st, cid, net, netns, ns_ipr, 0)
-            finally:
-                ns_ipr.close()
+            _lease_ports(st, _wanted_ports(rec, lambda: engine.images.config(rec["Image"])), ports)
+            pooled = None
+            if cfg.pool_size > 0 and net["Up"]:
+                from . import pool
+
+                pooled = pool.claim(net, cfg)
+            if pooled is not None:
+                netns = st.containers[cid]["NetNS"] = pooled["NetNS"]
+                ep = {
+                    "IPAddress": pooled["IPAddress"],
+                    "MacAddress": pooled["MacAddress"],
+                    "HostVeth": pooled["HostVeth"],
+                    "Ifname": "eth0",
+                    "Gateway": net["Gateway"],
+                }
+                st.containers[cid]["Endpoints"][net["Name"]] = ep
+            else:
+                from .links import make_netns, open_in_netns
+
+                make_netns(netns)
+                ns_ipr = open_in_netns(netns)
+                try:
+                    ep = sess.add_endpoint(st, cid, net, netns, ns_ipr, 0)
+                finally:
+                    ns_ipr.close()
+                if cfg.pool_size > 0:
+                    from . import pool
+
+                    pool.want_full(net, cfg)
             if ports:
                 from . import nft
 
@@ -286,6 +327,7 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
         teardown(engine.root, rec, force=True)
         raise
     sess.close()
+    trace.mark("network")
     return specmod.with_network(bundle, netns, {f: str(cdir / f) for f in etcfiles.FILES})
 
 
@@ -308,7 +350,10 @@ def _join_container(engine, rec: dict, bundle: dict, ref: str) -> dict:
 
 
 def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
-    """Release everything a container's network holds; idempotent and crash-safe.
+    """Release everything a container's network holds; idempotent, crash-safe and
+    stdlib-only (no pyroute2): the namespace is unmounted and unlinked, and the kernel
+    frees it with the veth pair inside (veth(4)) once nothing holds it; libnftables is
+    loaded only for a container with published ports or a network coming down.
     ``force`` skips the cheap "nothing left" check (a failed start's state was never
     written, yet it may have brought a bridge up)."""
     mode = rec["HostConfig"].get("NetworkMode")
@@ -318,31 +363,46 @@ def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
     cid = rec["Id"]
     netns = cfg.netns_dir / cid
     peek = store.read()
-    idle = cid not in peek.containers and not os.path.lexists(netns) and not _idle_default(peek)
-    if idle and not force:
+    gone = cid not in peek.containers and not os.path.lexists(netns)
+    if gone and not _idle_default(peek, cfg) and not force:
         return  # nothing of it left, nothing idle to bring down: no netlink needed
     sess = _Session(cfg)
     try:
         with store.locked() as st:
-            from . import nft
             from .links import remove_netns
 
-            entry = st.containers.pop(cid, None) or {"Endpoints": {}}
-            prefix = host_veth(cid, 0)[:-1]
-            for name in sess.links.names():  # one dump instead of a lookup per slot
-                if name.startswith(prefix) and len(name) == len(prefix) + 1:
-                    sess.links.delete_link(name)
-            nft.remove_tag(sess.nft, cfg.table, f"ctr:{cid[:12]}")
-            remove_netns(str(netns))
+            entry = st.containers.pop(cid, None)
+            if entry is None or force:
+                # a start that died before its state was written: its veth may sit on a
+                # bridge with the namespace already gone; names are derived from the id
+                prefix = host_veth(cid, 0)[:-1]
+                for name in os.listdir("/sys/class/net"):
+                    if name.startswith(prefix) and len(name) == len(prefix) + 1:
+                        rtnl.delete_link(name)
+            if entry is None or force or entry.get("Ports"):
+                from . import nft  # ctypes + libnftables: ~5 ms, only when rules exist
+
+                nft.remove_tag(sess.nft, cfg.table, f"ctr:{cid[:12]}")
+                sess.nft_dirty = True
+            entry = entry or {"Endpoints": {}}
+            if os.path.lexists(netns):
+                remove_netns(str(netns))
+            own = entry.get("NetNS") or ""
+            if own.startswith(str(cfg.netns_dir) + "/"):
+                remove_netns(own)  # a pooled namespace keeps its pool-<hex> name
             _refresh_hosts(Path(root), st, list(entry["Endpoints"]))
             sess.settle(st)
     finally:
         sess.close()
+    trace.mark("network_released")
 
 
-def _idle_default(st: NetState) -> bool:
+def _idle_default(st: NetState, cfg: config.NetConfig) -> bool:
+    """An up default network without containers (and without a pool keeping it up)."""
+    from .pool import keeps_up
+
     return any(
-        n.get("Default") and n["Up"] and not st.endpoints_on(n["Name"])
+        n.get("Default") and n["Up"] and not keeps_up(n, cfg) and not st.endpoints_on(n["Name"])
         for n in st.networks.values()
     )
 
@@ -363,41 +423,47 @@ def create_network(
     cfg, store = _store(root)
     sess = _Session(cfg)
     try:
-        with store.locked() as st:
-            with host_lock():
-                if subnet:
-                    net_, gw = parse_subnet(subnet, gateway)
-                    clash = [r for r in host_routes() if r.overlaps(net_)]
-                    if clash:
-                        raise Conflict(f"subnet {net_} overlaps host route {clash[0]}")
-                else:
-                    net_ = choose_subnet(st)
-                    gw = next(net_.hosts())
-                net = st.add_network(name, bridge or "", net_, gw, mtu or cfg.mtu)
-                net["Bridge"] = bridge or f"br-{net['Id'][:12]}"
-                if len(net["Bridge"]) > 15:
-                    raise InvalidInput(
-                        f"bridge name {net['Bridge']!r} is longer than 15 characters"
-                    )
-                try:
-                    sess.links.ensure_bridge(net, cfg.ip_forward)
-                    from . import nft
+        with store.locked() as st, host_lock():
+            if subnet:
+                net_, gw = parse_subnet(subnet, gateway)
+                clash = [r for r in host_routes() if r.overlaps(net_)]
+                if clash:
+                    raise Conflict(f"subnet {net_} overlaps host route {clash[0]}")
+            else:
+                net_ = choose_subnet(st)
+                gw = next(net_.hosts())
+            net = st.add_network(name, bridge or "", net_, gw, mtu or cfg.mtu)
+            net["Bridge"] = bridge or f"br-{net['Id'][:12]}"
+            if len(net["Bridge"]) > 15:
+                raise InvalidInput(f"bridge name {net['Bridge']!r} is longer than 15 characters")
+            try:
+                sess.links.ensure_bridge(net, cfg.ip_forward)
+                from . import nft
 
-                    nft.add_network(sess.nft, cfg.table, net)
-                except BaseException:
-                    sess.links.delete_link(net["Bridge"])
-                    raise
-                net["Up"] = True
-            return net
+                nft.add_network(sess.nft, cfg.table, net)
+            except BaseException:
+                sess.links.delete_link(net["Bridge"])
+                raise
+            net["Up"] = True
+            net["PoolDebt"] = cfg.pool_size
     finally:
         sess.close()
+    if cfg.pool_size > 0:  # not a start: the pool is filled right away, in this process
+        from . import pool
+
+        pool.refill(root, only=name)
+    return net
 
 
 def remove_network(root: Path, ref: str) -> str:
+    """``network rm``: the bridge, its rules and its pool go. The pool lock waits for a
+    refill in flight, so no entry is being built on the bridge while it goes."""
+    from .pool import pool_lock
+
     cfg, store = _store(root)
     sess = _Session(cfg)
     try:
-        with store.locked() as st:
+        with pool_lock(cfg), store.locked() as st:
             net = st.network(ref)
             users = st.endpoints_on(net["Name"])
             if users:
@@ -406,12 +472,42 @@ def remove_network(root: Path, ref: str) -> str:
                     f"error while removing network: network {net['Name']} has active "
                     f"endpoints ({names})"
                 )
-            sess.bring_down(net)
+            sess.bring_down(net, pending_too=True)
             del st.networks[net["Name"]]
             sess.settle(st)
             return net["Name"]
     finally:
         sess.close()
+
+
+def prune_networks(root: Path) -> list[str]:
+    """``network prune``: every network without containers loses its pool and its
+    bridge; user networks are deleted (Docker's prune), the default one keeps its record
+    and comes back up on next use. Also the reconcile pass of the pools (pool.py).
+    Returns the deleted user networks' names."""
+    from . import pool
+
+    cfg, store = _store(root)
+    sess = _Session(cfg)
+    removed: list[str] = []
+    try:
+        with pool.pool_lock(cfg), store.locked() as st:
+            pool.reconcile_locked(cfg, st)
+            for net in list(st.networks.values()):
+                if st.endpoints_on(net["Name"]):
+                    continue
+                pool.drain(net, pending_too=True)
+                if not net.get("Default"):
+                    sess.bring_down(net, pending_too=True)
+                    del st.networks[net["Name"]]
+                    removed.append(net["Name"])
+                elif net["Up"] or rtnl.link_exists(net["Bridge"]):
+                    sess.bring_down(net, pending_too=True)
+            sess.nft_dirty = True
+            sess.settle(st)
+    finally:
+        sess.close()
+    return removed
 
 
 def connect(engine, ref: str, container: str) -> None:

@@ -6,7 +6,8 @@ inside that lock, so concurrent ``pydock run`` processes never hand out one addr
 and the lock dies with a SIGKILLed holder. Shape::
 
     {"networks": {name: {Id, Name, Driver, Bridge, Subnet, Gateway, MTU, Created, Up,
-                         Default}},
+                         Default, Pool: [{NetNS, HostVeth, IPAddress, MacAddress,
+                                          Pending?}], PoolDebt}},
      "containers": {id: {Name, NetNS, Ports: [...],
                          Endpoints: {network: {IPAddress, MacAddress, HostVeth}}}}}
 
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -84,7 +83,7 @@ class NetState:
                     f"subnet {subnet} overlaps network {other['Name']} ({other['Subnet']})"
                 )
         net = {
-            "Id": secrets.token_hex(32),
+            "Id": os.urandom(32).hex(),  # secrets.token_hex without its imports (start path)
             "Name": name,
             "Driver": "bridge",
             "Bridge": bridge,
@@ -104,6 +103,7 @@ class NetState:
         net = self.networks[name]
         subnet = ipaddress.IPv4Network(net["Subnet"])
         taken = {ep["IPAddress"] for _, _, ep in self.endpoints_on(name)}
+        taken.update(e["IPAddress"] for e in net.get("Pool") or ())  # pooled ones are leased
         taken.add(net["Gateway"])
         for addr in subnet.hosts():
             if str(addr) not in taken:
@@ -128,7 +128,7 @@ class NetState:
         """A host port for ``-P``: from the kernel's ephemeral range, as Docker picks."""
         lo, hi = _ephemeral_range()
         used = {p["HostPort"] for p in self.ports_in_use() if p["Proto"] == proto}
-        start = lo + secrets.randbelow(hi - lo + 1)
+        start = lo + int.from_bytes(os.urandom(4), "big") % (hi - lo + 1)
         for i in range(hi - lo + 1):
             port = lo + (start - lo + i) % (hi - lo + 1)
             if port not in used and _bindable(host_ip, port, proto):
@@ -141,6 +141,8 @@ def _ips_overlap(a: str, b: str) -> bool:
 
 
 def _bindable(host_ip: str, port: int, proto: str) -> bool:
+    import socket  # only for published ports: ~3 ms the plain bridge start does not need
+
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as s:
         try:

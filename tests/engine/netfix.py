@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 
 from pydock.engine.network import config as netconfig
@@ -34,8 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def configure(root: Path) -> dict:
-    """Write daemon.json for a test root; returns its settings."""
+def configure(root: Path, pool: int = 0) -> dict:
+    """Write daemon.json for a test root (``pool``: its "netns-pool"); returns its
+    settings."""
     root.mkdir(parents=True, exist_ok=True)
     subnet = free_subnet()
     gw = next(subnet.hosts())
@@ -44,6 +46,8 @@ def configure(root: Path) -> dict:
         "bip": f"{gw}/{subnet.prefixlen}",
         "ip-forward": False,  # tests need no routing off the host; leave the sysctl alone
     }
+    if pool:
+        settings["netns-pool"] = pool
     (root / "daemon.json").write_text(json.dumps(settings))
     return dict(settings, subnet=subnet, gateway=str(gw))
 
@@ -75,12 +79,35 @@ def state(root: Path) -> dict:
         return {}
 
 
-def leftovers(root: Path, bridges: list[str], cids: list[str]) -> list[str]:
-    """What the store still holds in the kernel: links, netns files, the table."""
+def pool_links(root: Path) -> set[str]:
+    """Host veths of the namespace pools the state file lists now."""
+    nets = state(root).get("networks", {}).values()
+    return {e["HostVeth"] for n in nets for e in n.get("Pool") or []}
+
+
+def _settled_links(names: set[str], timeout: float = 5.0) -> set[str]:
+    """The links still there once the kernel had time to free them: a deleted network
+    namespace takes its veth pairs along asynchronously (cleanup_net's work queue)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = names & links()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def leftovers(
+    root: Path, bridges: list[str], cids: list[str], extra_links: set[str] = frozenset()
+) -> list[str]:
+    """What the store still holds in the kernel: links (``extra_links``: pool veths the
+    test saw), netns files, pool entries and leases in the state, the table."""
     out = []
     have = links()
-    out += [b for b in bridges if b in have]
-    out += [n for n in have if any(n.startswith(f"veth{c[:10]}") for c in cids)]
+    mine = set(bridges) | set(extra_links)
+    mine |= {n for n in have if any(n.startswith(f"veth{c[:10]}") for c in cids)}
+    out += sorted(_settled_links(mine))
+    for n in state(root).get("networks", {}).values():
+        out += [f"pool entry {e['NetNS']}" for e in n.get("Pool") or []]
     nsdir = root / "netns"
     if nsdir.exists():
         out += [str(p) for p in nsdir.iterdir()]
@@ -99,6 +126,9 @@ def force_clean(root: Path, bridges: list[str]) -> None:
         for c in st.get("containers", {}).values():
             for ep in c.get("Endpoints", {}).values():
                 lk.delete_link(ep["HostVeth"])
+        for n in st.get("networks", {}).values():
+            for e in n.get("Pool") or []:
+                lk.delete_link(e["HostVeth"])
         for b in bridges + [n["Bridge"] for n in st.get("networks", {}).values()]:
             lk.delete_link(b)
     finally:

@@ -1,0 +1,263 @@
+"""The namespace pool ("netns-pool" in daemon.json, engine/network/pool.py): a start
+claims a ready namespace without importing pyroute2, the pool refills in the background,
+concurrent starts beyond the pool still get distinct addresses, and ``network prune`` /
+``network rm`` leave no link, netns, lease, pool entry or nftables table behind, also
+after a refill that died half-way. Only the test's own subnets are contacted."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import PYDOCK, VENV_BIN
+from netfix import (
+    configure,
+    force_clean,
+    free_subnet,
+    leftovers,
+    pool_links,
+    state,
+    table_exists,
+)
+
+POOL = 2
+
+
+class Seen:
+    """Pool veths the test saw in the state file, for the leftover check at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.links: set[str] = set()
+
+    def note(self) -> None:
+        self.links |= pool_links(self.root)
+
+
+@pytest.fixture
+def pooled(overlay_pydock):
+    p = overlay_pydock
+    p.network = None  # pydock's default network (bridge), not the fixture's "none"
+    cfg = configure(p.root, pool=POOL)
+    bridges = [cfg["bridge"]]
+    seen = Seen(p.root)
+    try:
+        yield p, cfg, bridges, seen
+    finally:
+        p.cleanup()
+        seen.note()
+        p("network", "prune", "-f")
+        cids = list(state(p.root).get("containers", {}))
+        left = leftovers(p.root, bridges, cids, seen.links)
+        if left:
+            force_clean(p.root, bridges)
+        assert left == [], f"network leftovers: {left}"
+
+
+def ready(root: Path, network: str = "bridge") -> list[dict]:
+    net = state(root).get("networks", {}).get(network) or {}
+    return [e for e in net.get("Pool") or [] if not e.get("Pending")]
+
+
+def wait_pool(root: Path, seen: Seen, network: str = "bridge", n: int = POOL) -> list[dict]:
+    """The pool's complete entries once it holds ``n`` (the refill runs in background)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        seen.note()
+        entries = ready(root, network)
+        if len(entries) >= n and state(root)["networks"][network].get("PoolDebt", 0) == 0:
+            return entries
+        time.sleep(0.05)
+    raise AssertionError(f"pool of {network} never refilled: {state(root)}")
+
+
+def endpoint(root: Path, cid: str, network: str = "bridge") -> dict:
+    return state(root)["containers"][cid]["Endpoints"][network]
+
+
+PROBE = """
+import json, sys
+from pydock.engine.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "mods": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def test_pooled_start_imports_no_pyroute2(pooled, scratch):
+    p, cfg, _, seen = pooled
+    p.out("run", "--rm", "busybox", "true")  # empty pool: today's path, then a refill
+    before = wait_pool(p.root, seen)
+    res = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", PROBE, "--root", str(p.root), "--storage-driver",
+         "overlay2", "run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
+         "ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/mtu"],
+        capture_output=True, cwd=scratch, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.decode()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["code"] == 0
+    assert "pyroute2" not in report["mods"]
+    # it ran in one of the pooled namespaces: that entry's address, route and MTU
+    used = [e for e in before if f"inet {e['IPAddress']}/24" in out]
+    assert len(used) == 1, out
+    assert f"default via {cfg['gateway']} dev eth0" in out
+    assert "\n1500\n" in out
+    # the claimed entry is gone for good (not returned to the pool), the pool refills
+    after = wait_pool(p.root, seen)
+    assert used[0]["NetNS"] not in {e["NetNS"] for e in after}
+    assert not Path(used[0]["NetNS"]).exists()
+    assert state(p.root)["containers"] == {}
+
+
+def test_pool_refills_survives_last_container_and_prune_drains(pooled):
+    p, cfg, bridges, seen = pooled
+    p.out("run", "--rm", "busybox", "true")
+    before = wait_pool(p.root, seen)
+    cid = p.out("run", "-d", "--name", "a", "busybox", "sleep", "60").strip()
+    ep = endpoint(p.root, cid)
+    assert ep["IPAddress"] in {e["IPAddress"] for e in before}
+    assert ep["HostVeth"].startswith("vp")
+    assert Path(state(p.root)["containers"][cid]["NetNS"]).name.startswith("pool-")
+    # run -d forked the refill: the pool is full again while a runs, with new addresses
+    entries = wait_pool(p.root, seen)
+    assert ep["IPAddress"] not in {e["IPAddress"] for e in entries}
+    out = p.out("run", "--rm", "busybox", "ping", "-c1", "-W2", ep["IPAddress"])
+    assert "1 packets received" in out
+    wait_pool(p.root, seen)
+    p.out("rm", "-f", "a")
+    assert state(p.root)["containers"] == {}
+    # a's veth, namespace and lease are gone; what is left is the pool's
+    assert leftovers(p.root, [], [cid], {ep["HostVeth"]}) == [
+        f"pool entry {e['NetNS']}" for e in ready(p.root)
+    ] + [str(x) for x in (p.root / "netns").iterdir()] + [f"nft table {netconfig_table(p.root)}"]
+    assert sorted(str(x) for x in (p.root / "netns").iterdir()) == sorted(
+        e["NetNS"] for e in ready(p.root)
+    )
+    # a non-empty pool keeps the default bridge up without containers (pool.py) ...
+    assert Path(f"/sys/class/net/{cfg['bridge']}").exists()
+    # ... until network prune drains it: then nothing of the store is left
+    seen.note()
+    p.out("network", "prune", "-f")
+    assert leftovers(p.root, bridges, [cid], seen.links) == []
+    assert not table_exists(p.root)
+    assert state(p.root)["networks"]["bridge"]["Up"] is False
+
+
+def netconfig_table(root: Path) -> str:
+    from pydock.engine.network import config
+
+    return config.load(root).table
+
+
+def test_twenty_concurrent_starts_with_a_pool_of_two(pooled):
+    p, cfg, bridges, seen = pooled
+    p.out("run", "--rm", "busybox", "true")
+    wait_pool(p.root, seen)
+    n = 20
+    procs = [
+        subprocess.Popen(
+            [
+                PYDOCK,
+                "--root",
+                str(p.root),
+                "-s",
+                "overlay2",
+                "run",
+                "-d",
+                "--name",
+                f"c{i}",
+                "busybox",
+                "sleep",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    cids = []
+    for pr in procs:
+        out, err = pr.communicate(timeout=120)
+        assert pr.returncode == 0, err.decode()
+        cids.append(out.decode().strip())
+    st = state(p.root)
+    addrs = [st["containers"][c]["Endpoints"]["bridge"]["IPAddress"] for c in cids]
+    pooled_now = [e["IPAddress"] for e in st["networks"]["bridge"].get("Pool") or []]
+    assert len(set(addrs)) == n
+    assert not set(addrs) & set(pooled_now)  # a pooled address is leased too
+    assert all(ipaddress.IPv4Address(a) in cfg["subnet"] for a in addrs)
+    assert cfg["gateway"] not in addrs
+    from_pool = [
+        c for c in cids if st["containers"][c]["Endpoints"]["bridge"]["HostVeth"][:2] == "vp"
+    ]
+    assert 1 <= len(from_pool) <= n  # the warm pool served some, the others fell back
+    seen.note()
+    wait_pool(p.root, seen)
+    p.out("rm", "-f", *cids)
+    assert state(p.root)["containers"] == {}
+    seen.note()
+    p.out("network", "prune", "-f")
+    assert leftovers(p.root, bridges, cids, seen.links) == []
+
+
+def test_user_network_pool_filled_at_create_and_removed_with_it(pooled):
+    p, _, bridges, seen = pooled
+    br = bridges[0][:-1] + "u"
+    bridges.append(br)
+    sub = free_subnet()
+    p.out("network", "create", "--subnet", str(sub), "--bridge-name", br, "app")
+    entries = ready(p.root, "app")
+    assert len(entries) == POOL  # filled by network create itself
+    seen.note()
+    cid = p.out("run", "-d", "--name", "db", "--network", "app", "busybox", "sleep", "60").strip()
+    assert endpoint(p.root, cid, "app")["IPAddress"] in {e["IPAddress"] for e in entries}
+    out = p.out("run", "--rm", "--network", "app", "busybox", "ping", "-c1", "-W2", "db")
+    assert "1 packets received" in out
+    wait_pool(p.root, seen, "app")
+    res = p("network", "rm", "app")
+    assert res.returncode == 1 and b"active endpoints" in res.stderr
+    p.out("rm", "-f", "db")
+    seen.note()
+    p.out("network", "rm", "app")
+    assert "app" not in state(p.root)["networks"]
+    assert leftovers(p.root, [br], [cid], seen.links) == []
+
+
+def test_prune_reconciles_a_refill_that_died_half_way(pooled):
+    """A refill killed after it leased an address and made the namespace, before the
+    entry was complete: the pending entry and its namespace are destroyed, the address is
+    free again, and a stray namespace file nobody names goes too."""
+    p, _, bridges, seen = pooled
+    p.out("run", "--rm", "busybox", "true")
+    wait_pool(p.root, seen)
+    script = f"""
+import os, sys
+from pydock.engine.network import pool
+from pydock.engine.network.config import load
+from pydock.engine.network.links import make_netns
+from pydock.engine.network.store import NetworkStore
+cfg = load({str(p.root)!r})
+with pool.pool_lock(cfg), NetworkStore(cfg).locked() as st:
+    entry = pool._new_entry(cfg, st, st.networks["bridge"])
+make_netns(entry["NetNS"])
+make_netns(str(cfg.netns_dir / "stray"))
+print(entry["IPAddress"], entry["NetNS"])
+os._exit(0)  # dies here: no completion, no cleanup
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    ip, path = res.stdout.decode().split()
+    pend = [e for e in state(p.root)["networks"]["bridge"]["Pool"] if e.get("Pending")]
+    assert [e["NetNS"] for e in pend] == [path]
+    seen.note()
+    p.out("network", "prune", "-f")
+    assert not Path(path).exists() and not (p.root / "netns" / "stray").exists()
+    assert leftovers(p.root, bridges, [], seen.links) == []
+    # the address is free again: the next container (today's path) may take it
+    assert ip not in json.dumps(state(p.root)["networks"]["bridge"].get("Pool", []))
