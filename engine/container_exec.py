@@ -5,7 +5,9 @@ a runtime spec with no ``root``: nsutil.spawn's exec mode, where setns(CLONE_NEW
 it in the container's root), is placed in the container's cgroups before it runs, and
 gets the container's capabilities, no_new_privs and environment, plus ``-e``, ``-u``,
 ``-w``. Like ``runc exec``, the process is the child of the command that started it; a
-``-d`` one is left to init when the command exits.
+``-d`` one is the child of a tiny reaper (exec_reaper.py) that lives exactly as long as it.
+With ``-t`` the process makes its pty on the container's devpts and sends us the master
+(nsutil.console, runc's console socket), so ``tty`` inside names /dev/pts/N.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def run_exec(
     workdir: str | None,
 ) -> int:
     """Run ``args`` in the container; its exit code (0 at once with ``detach``)."""
-    from ..nsutil.spawn import SpawnError, spawn
+    from ..nsutil.spawn import SpawnError
     from .errors import EngineError
 
     rec = engine.containers.load(engine.containers.resolve(ref))
@@ -73,26 +75,17 @@ def run_exec(
         raise Conflict(f"Container {rec['Id']} is paused, unpause the container before exec")
     spec = exec_spec(engine, rec, args, env=env, user=user, workdir=workdir, tty=tty)
     cgroup = engine.container_cgroup(rec)
+    if detach:
+        _exec_detached(spec, cgroup.attach, tty)
+        return 0
     master = -1
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        if tty and not detach:
-            master, slave = os.openpty()
-            stdio = (slave, slave, slave)
-        elif detach:
-            stdio = (null, null, null)
-        else:
-            stdio = (0 if interactive else null, 1, 2)
+        stdio = (null, null, null) if tty else (0 if interactive else null, 1, 2)
         try:
-            pid = spawn(spec, on_forked=cgroup.attach, stdio=stdio,
-                        pdeathsig=None if detach else 9)  # fmt: skip
+            pid, master = _spawn(spec, cgroup.attach, stdio, tty)
         except SpawnError as e:
             raise EngineError(str(e), e.exit_code) from None
-        finally:
-            if master >= 0:
-                os.close(slave)
-        if detach:
-            return 0
         if master >= 0:
             return _relay_pty(pid, master, interactive)
         return _wait(pid)
@@ -100,6 +93,82 @@ def run_exec(
         os.close(null)
         if master >= 0:
             os.close(master)
+
+
+def _spawn(spec: dict, on_forked, stdio: tuple[int, int, int], tty: bool) -> tuple[int, int]:
+    """Spawn the exec'd process; with ``tty`` also return the master of its pty (else -1)."""
+    import _socket
+
+    from ..nsutil.console import receive_master, window_size
+    from ..nsutil.spawn import spawn
+
+    if not tty:
+        return spawn(spec, on_forked=on_forked, stdio=stdio), -1
+    size = window_size(0)
+    if size:
+        spec["process"]["consoleSize"] = size
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    mine, theirs = a.detach(), b.detach()
+    try:
+        try:
+            pid = spawn(spec, on_forked=on_forked, stdio=stdio, console_socket=theirs)
+        finally:
+            os.close(theirs)
+        try:
+            return pid, receive_master(mine)
+        except BaseException:
+            os.kill(pid, 9)  # our child, which sent no terminal
+            os.waitpid(pid, 0)
+            raise
+    finally:
+        os.close(mine)
+
+
+def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
+    """``exec -d``: a detached reaper spawns the process and stays its parent (see
+    exec_reaper.py); returns once the process runs, or raises why it could not."""
+    import sys
+
+    from ..nsutil.spawn import SpawnError
+    from .errors import EngineError
+
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.close(status_r)
+            os.setsid()  # not in the caller's session: its terminal's signals are not ours
+            if os.fork():  # the reaper is a grandchild: its parent is gone at once
+                os._exit(0)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            child, master = _spawn(spec, on_forked, (0, 0, 0), tty)
+            os.write(status_w, b"0")
+            argv = [str(child)]
+            if master >= 0:
+                os.set_inheritable(master, True)
+                argv.append(str(master))
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_reaper.py")
+            os.execv(sys.executable, [sys.executable, "-I", "-S", script, *argv])
+        except BaseException as e:  # noqa: BLE001 - reported to the command, then exit
+            code = e.exit_code if isinstance(e, SpawnError) else 125
+            try:
+                os.write(status_w, f"{code} {e}".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(status_w)
+    os.waitpid(pid, 0)
+    with os.fdopen(status_r, "rb") as f:
+        msg = f.read().decode(errors="replace")
+    if msg != "0":
+        code, _, text = msg.partition(" ")
+        raise EngineError(text or "exec: the reaper died before the process ran",
+                          int(code) if code.isdigit() else 125)  # fmt: skip
 
 
 def _wait(pid: int) -> int:

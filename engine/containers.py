@@ -5,6 +5,8 @@
     containers/<id>/container.json   Docker-inspect-shaped record (Config, HostConfig, State)
     containers/<id>/config.json      the OCI runtime spec (the bundle the runtime runs)
     containers/<id>/<id>-json.log    Docker's json-file log
+    containers/<id>/lock             flock(2)ed by every command that reads a record to
+                                     change it or the container (see ContainerStore.lock)
     names/<name> -> <id>             a symlink per name: creating it is the atomic test
                                      that a name is free, with no lock and no scan
 
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 from .errors import Conflict, InvalidInput, NotFound
-from .fsutil import read_json, write_json
+from .fsutil import FileLock, read_json, write_json
 
 _ADJECTIVES = (
     "agile",
@@ -142,6 +144,17 @@ def me() -> dict:
     return {"Pid": pid, "Start": proc_start_time(pid)}
 
 
+class _ContainerLock(FileLock):
+    """A FileLock whose file lives in a container's directory: gone means no container."""
+
+    def acquire(self, shared: bool = False) -> FileLock:
+        try:
+            return super().acquire(shared)
+        except FileNotFoundError:
+            cid = os.path.basename(os.path.dirname(self.path))
+            raise NotFound(f"No such container: {cid}") from None
+
+
 class ContainerStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -165,6 +178,19 @@ class ContainerStore:
 
     def save(self, rec: dict) -> None:
         write_json(self.dir / rec["Id"] / "container.json", rec)
+
+    def lock(self, cid: str) -> FileLock:
+        """The container's lock (``with store.lock(cid): load, act, save``).
+
+        Daemonless, every command and every monitor acts on a container itself, so each
+        check-then-act (is it running? start it; is it paused? thaw, then kill; load,
+        rename, save) holds this exclusive flock: two ``start``s cannot both launch a
+        monitor, a ``rename`` cannot overwrite the state a monitor just recorded, a
+        ``pause`` cannot freeze between a ``stop``'s check and its SIGKILL. Nobody holds it
+        while waiting for a container to exit. The descriptor is close-on-exec, and a
+        monitor forked under a ``start``'s lock shares it until it execs its lean half.
+        """
+        return _ContainerLock(self.dir / cid / "lock")
 
     def all(self) -> list[dict]:
         out = []

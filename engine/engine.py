@@ -342,9 +342,10 @@ class Engine:
             raise InvalidInput("Renaming a container with the same name as its current name")
         self.containers.reserve_name(new, cid)
         try:
-            rec = self.containers.load(cid)
-            rec["Name"] = "/" + new
-            self.containers.save(rec)
+            with self.containers.lock(cid):  # a monitor's save in between would be lost
+                rec = self.containers.load(cid)
+                rec["Name"] = "/" + new
+                self.containers.save(rec)
         except BaseException:
             os.unlink(self.containers.names / new)
             raise
@@ -395,32 +396,46 @@ class Engine:
             if not owner or alive(owner):
                 continue
             try:
-                if rec.get("Creating"):
-                    self._discard(rec)  # its creation was interrupted
-                elif st["Status"] in ("running", "restarting"):
-                    from ..cgroupfs import Cgroup
-                    from .runtime import Running, stop_cgroup
-
-                    # where its monitor made it (the caller may sit in another cgroup)
-                    own = rec.get("MonitorCgroup") or None
-                    cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"], own=own)
-                    if cg.exists():
-                        stop_cgroup(Running(0, cg))
-                    st["Restarting"] = False
-                    self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
-                else:  # a start that died before its container ran
-                    self.release(rec)
-                    self.release_network(rec)
-                    st["Owner"] = None
-                    self.containers.save(rec)
+                with self.containers.lock(rec["Id"]):  # one command cleans up, once
+                    rec = self.containers.load(rec["Id"])
+                    if alive(rec["State"].get("Owner")) or not rec["State"].get("Owner"):
+                        continue
+                    self._reconcile_one(rec)
+            except NotFound:
+                continue  # removed meanwhile by whoever held the lock
             except (EngineError, DriverError, OSError) as e:
                 print(f"pydock: cleaning up container {rec['Id'][:12]}: {e}", file=sys.stderr)
 
+    def _reconcile_one(self, rec: dict) -> None:
+        st = rec["State"]
+        if rec.get("Creating"):
+            self._discard(rec)  # its creation was interrupted
+        elif st["Status"] in ("running", "restarting"):
+            from ..cgroupfs import Cgroup
+            from .runtime import Running, stop_cgroup
+
+            # where its monitor made it (the caller may sit in another cgroup)
+            own = rec.get("MonitorCgroup") or None
+            cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"], own=own)
+            if cg.exists():
+                stop_cgroup(Running(0, cg))
+            st["Restarting"] = False
+            self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
+        else:  # a start that died before its container ran
+            self.release(rec)
+            self.release_network(rec)
+            st["Owner"] = None
+            self.containers.save(rec)
+
     def remove(self, ref: str, force: bool = False) -> str:
         cid = self.containers.resolve(ref)
-        rec = self.containers.load(cid)
-        st = rec["State"]
-        if st["Status"] in ("running", "restarting") and alive(st.get("Owner")):
+        with self.containers.lock(cid):  # no start between our check and the removal
+            rec = self.containers.load(cid)
+            st = rec["State"]
+            running = st["Status"] in ("running", "restarting") and alive(st.get("Owner"))
+            if not running:
+                self._discard(rec)
+                return ref
             if not force:
                 raise Conflict(
                     f"You cannot remove a running container {cid}. Stop the container before "
@@ -433,12 +448,15 @@ class Engine:
                 os.kill(st["Pid"], signal.SIGKILL)
             if st.get("Paused"):
                 self.container_cgroup(rec).thaw()  # a v1 freezer holds back even SIGKILL
-            self._wait_owner(st["Owner"])
-            try:
+        self._wait_owner(st["Owner"])  # its monitor records the exit under the lock
+        try:
+            with self.containers.lock(cid):
                 rec = self.containers.load(cid)
-            except NotFound:
-                return ref  # its owner removed it (--rm)
-        self._discard(rec)
+                if alive(rec["State"].get("Owner")):
+                    raise Conflict(f"container {cid[:12]} was started again while being removed")
+                self._discard(rec)
+        except NotFound:
+            pass  # its owner removed it (--rm)
         return ref
 
     def container_cgroup(self, rec: dict):  # -> pydock.cgroupfs.Cgroup

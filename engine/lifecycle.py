@@ -4,7 +4,8 @@ Daemonless: each operation is done by the command that asks for it, against the 
 on disk and the container's monitor (shim.py / monitor_main.py). A command never writes
 the record of a container whose monitor is alive; it signals the container's PID 1 and
 leaves a ``stop-request`` file the monitor reads when PID 1 exits (that is how ``stop``
-keeps ``--restart always`` from bringing the container straight back).
+keeps ``--restart always`` from bringing the container straight back). Each check-then-act
+holds the container's lock (ContainerStore.lock); none holds it while waiting for an exit.
 """
 
 from __future__ import annotations
@@ -65,16 +66,21 @@ def monitored(rec: dict) -> bool:
 
 
 def start(engine: Engine, rec: dict, *, attach: bool = False) -> int | None:
-    """Start a created or stopped container on its same writable layer, under a monitor."""
-    if monitored(rec):
-        if attach:
-            raise Conflict(f"container {rec['Id'][:12]} is already running")
-        return None
-    cdir = str(engine.containers.path(rec["Id"]))
-    shim.read_stop_request(cdir)  # a stale request must not stop the new run
-    rec["HasBeenManuallyStopped"] = False
-    engine.containers.save(rec)
-    return shim.launch(engine, rec, mounted=False, attach=attach)
+    """Start a created or stopped container on its same writable layer, under a monitor.
+
+    Under the container's lock, so of two concurrent ``start``s one launches and the other
+    finds it running (the monitor inherits the lock until it runs the container)."""
+    with engine.containers.lock(rec["Id"]):
+        rec = engine.containers.load(rec["Id"])
+        if monitored(rec):
+            if attach:
+                raise Conflict(f"container {rec['Id'][:12]} is already running")
+            return None
+        cdir = str(engine.containers.path(rec["Id"]))
+        shim.read_stop_request(cdir)  # a stale request must not stop the new run
+        rec["HasBeenManuallyStopped"] = False
+        engine.containers.save(rec)
+        return shim.launch(engine, rec, mounted=False, attach=attach)
 
 
 def _wait_gone(engine: Engine, rec: dict, deadline: float) -> bool:
@@ -102,21 +108,25 @@ def wait_recorded(engine: Engine, rec: dict, timeout: float = 30.0) -> None:
 def stop(engine: Engine, ref: str, timeout: int | None = None) -> None:
     """Docker's stop: the stop signal to PID 1, ``timeout`` s (default 10) then SIGKILL;
     returns when the monitor has recorded the exit and released the container."""
-    rec = engine.containers.load(engine.containers.resolve(ref))
-    if not monitored(rec):
-        return  # stopping a stopped container succeeds, as in Docker
-    cfg = rec["Config"]
-    if timeout is None:
-        timeout = cfg.get("StopTimeout")
-    timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
-    sig = parse_signal(cfg.get("StopSignal") or "SIGTERM")
-    shim.request_stop(str(engine.containers.path(rec["Id"])), "cancel")
-    owner = rec["State"]["Owner"]
+    cid = engine.containers.resolve(ref)
+    with engine.containers.lock(cid):
+        rec = engine.containers.load(cid)
+        if not monitored(rec):
+            return  # stopping a stopped container succeeds, as in Docker
+        cfg = rec["Config"]
+        if timeout is None:
+            timeout = cfg.get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+        sig = parse_signal(cfg.get("StopSignal") or "SIGTERM")
+        shim.request_stop(str(engine.containers.path(rec["Id"])), "cancel")
+        owner = rec["State"]["Owner"]
+        if rec["State"]["Pid"] > 0:
+            _signal_pid1(engine, rec, sig)
     if rec["State"]["Pid"] > 0:
-        _signal_pid1(engine, rec, sig)
         deadline = time.monotonic() + (timeout if timeout >= 0 else float("inf"))  # -1: wait
         if not _wait_gone(engine, rec, deadline):
-            _signal_pid1(engine, rec, signal.SIGKILL)
+            with engine.containers.lock(cid):  # a pause now cannot freeze out the SIGKILL
+                _signal_pid1(engine, rec, signal.SIGKILL)
     _wait_owner(owner)
 
 
@@ -124,14 +134,16 @@ def kill(engine: Engine, ref: str, sig: int = signal.SIGKILL) -> None:
     """Docker's kill: ``sig`` to PID 1. Like moby's killWithSignal it marks the container
     manually stopped, and cancels its restart policy unless ``sig`` is neither SIGKILL
     nor the container's stop signal while a custom stop signal is set."""
-    rec = engine.containers.load(engine.containers.resolve(ref))
-    if not monitored(rec):
-        raise Conflict(f"Container {rec['Id']} is not running")
-    custom = rec["Config"].get("StopSignal")
-    cancel = not custom or sig == signal.SIGKILL or parse_signal(custom) == sig
-    shim.request_stop(str(engine.containers.path(rec["Id"])), "cancel" if cancel else "manual")
-    if rec["State"]["Pid"] > 0:
-        _signal_pid1(engine, rec, sig)
+    cid = engine.containers.resolve(ref)
+    with engine.containers.lock(cid):
+        rec = engine.containers.load(cid)
+        if not monitored(rec):
+            raise Conflict(f"Container {rec['Id']} is not running")
+        custom = rec["Config"].get("StopSignal")
+        cancel = not custom or sig == signal.SIGKILL or parse_signal(custom) == sig
+        shim.request_stop(str(engine.containers.path(cid)), "cancel" if cancel else "manual")
+        if rec["State"]["Pid"] > 0:
+            _signal_pid1(engine, rec, sig)
 
 
 def _signal_pid1(engine: Engine, rec: dict, sig: int) -> None:
@@ -181,20 +193,27 @@ def boot(engine: Engine) -> list[str]:
     engine.reconcile()
     started = []
     for rec in engine.containers.all():
-        st = rec["State"]
-        if alive(st.get("Owner")) or st["Status"] != "exited":
-            continue
-        if st.get("StartedAt", "0001-").startswith("0001-"):
-            continue  # never started: nothing to bring back
-        policy = rec["HostConfig"].get("RestartPolicy") or {}
-        manual = bool(rec.get("HasBeenManuallyStopped"))
-        if not shim.should_restart(policy, int(st["ExitCode"]), manual, rec.get("RestartCount", 0)):
-            continue
-        if policy.get("Name") == "always":
-            rec["HasBeenManuallyStopped"] = False
-        cdir = str(engine.containers.path(rec["Id"]))
-        shim.read_stop_request(cdir)
-        engine.containers.save(rec)
-        shim.launch(engine, rec, mounted=False)
-        started.append(rec["Name"].lstrip("/"))
+        with engine.containers.lock(rec["Id"]):
+            rec = engine.containers.load(rec["Id"])
+            if _boot_one(engine, rec):
+                started.append(rec["Name"].lstrip("/"))
     return started
+
+
+def _boot_one(engine: Engine, rec: dict) -> bool:
+    st = rec["State"]
+    if alive(st.get("Owner")) or st["Status"] != "exited":
+        return False
+    if st.get("StartedAt", "0001-").startswith("0001-"):
+        return False  # never started: nothing to bring back
+    policy = rec["HostConfig"].get("RestartPolicy") or {}
+    manual = bool(rec.get("HasBeenManuallyStopped"))
+    if not shim.should_restart(policy, int(st["ExitCode"]), manual, rec.get("RestartCount", 0)):
+        return False
+    if policy.get("Name") == "always":
+        rec["HasBeenManuallyStopped"] = False
+    cdir = str(engine.containers.path(rec["Id"]))
+    shim.read_stop_request(cdir)
+    engine.containers.save(rec)
+    shim.launch(engine, rec, mounted=False)
+    return True

@@ -30,26 +30,30 @@ def _set_paused(engine, cid: str, paused: bool) -> None:
 
 
 def pause(engine, ref: str) -> None:
-    rec = _running(engine, ref)
-    if rec["State"].get("Paused"):
-        raise Conflict(f"Container {rec['Id']} is already paused")
-    try:
-        engine.container_cgroup(rec).freeze()
-    except CgroupError as e:
-        raise EngineError(f"Cannot pause container {rec['Id']}: {e}") from None
-    _set_paused(engine, rec["Id"], True)
+    cid = engine.containers.resolve(ref)
+    with engine.containers.lock(cid):  # not between a stop's check and its SIGKILL
+        rec = _running(engine, cid)
+        if rec["State"].get("Paused"):
+            raise Conflict(f"Container {rec['Id']} is already paused")
+        try:
+            engine.container_cgroup(rec).freeze()
+        except CgroupError as e:
+            raise EngineError(f"Cannot pause container {rec['Id']}: {e}") from None
+        _set_paused(engine, rec["Id"], True)
 
 
 def unpause(engine, ref: str) -> None:
-    rec = _running(engine, ref)
-    cg = engine.container_cgroup(rec)
-    if not rec["State"].get("Paused") and not cg.frozen():
-        raise Conflict(f"Container {rec['Id']} is not paused")
-    try:
-        cg.thaw()
-    except CgroupError as e:
-        raise EngineError(f"Cannot unpause container {rec['Id']}: {e}") from None
-    _set_paused(engine, rec["Id"], False)
+    cid = engine.containers.resolve(ref)
+    with engine.containers.lock(cid):
+        rec = _running(engine, cid)
+        cg = engine.container_cgroup(rec)
+        if not rec["State"].get("Paused") and not cg.frozen():
+            raise Conflict(f"Container {rec['Id']} is not paused")
+        try:
+            cg.thaw()
+        except CgroupError as e:
+            raise EngineError(f"Cannot unpause container {rec['Id']}: {e}") from None
+        _set_paused(engine, rec["Id"], False)
 
 
 def _until(value: str) -> float:

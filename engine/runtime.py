@@ -40,11 +40,12 @@ class Running(namedtuple("Running", "pid cgroup")):
     cgroup: Cgroup
 
 
-def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
+def start(spec: dict, stdio: tuple[int, int, int], console: int | None = None) -> Running:
     """Create the cgroup, spawn the container's process into it, return when it has exec'd.
 
     On failure everything made here is undone before the error propagates
-    (nsutil.SpawnError carries Docker's 125/126/127).
+    (nsutil.SpawnError carries Docker's 125/126/127). ``console``: see nsutil.spawn's
+    ``console_socket`` (``-t``).
     """
     linux = spec.get("linux") or {}
     cg = Cgroup(linux.get("cgroupsPath") or "pydock-anonymous")
@@ -54,7 +55,7 @@ def start(spec: dict, stdio: tuple[int, int, int]) -> Running:
         if resources:
             cg.apply(resources)
         trace.mark("cgroup")
-        pid = spawn(spec, on_forked=cg.attach, stdio=stdio)
+        pid = spawn(spec, on_forked=cg.attach, stdio=stdio, console_socket=console)
         trace.mark("exec")
     except BaseException:
         _drain(cg)

@@ -107,6 +107,11 @@ def launch(engine: Engine, rec: dict, *, mounted: bool = False, attach: bool = F
     if attach:
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         mine, theirs = a.detach(), b.detach()
+    size = None
+    if attach and rec["Config"].get("Tty"):
+        from ..nsutil.console import window_size
+
+        size = window_size(0)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -127,7 +132,8 @@ def launch(engine: Engine, rec: dict, *, mounted: bool = False, attach: bool = F
             errfd = os.open(err, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.dup2(errfd, 2)
             os.close(errfd)
-            start(engine, rec, mounted=mounted, report=status_w, clients=[theirs] if attach else [])
+            start(engine, rec, mounted=mounted, report=status_w,
+                  clients=[theirs] if attach else [], console_size=size)  # fmt: skip
         except BaseException as e:  # noqa: BLE001 - reported to the caller, then exit
             with contextlib.suppress(OSError):
                 code = e.exit_code if isinstance(e, EngineError) else 125
@@ -158,10 +164,13 @@ def start(
     report: int | None,
     clients: list[int],
     backoff: int = 0,
+    console_size: dict | None = None,
 ) -> None:
     """In the monitor: spawn the container as our child, record it, become the lean monitor.
 
     Never returns unless it raises (before the container ran, with the record finished).
+    With ``-t`` the container makes its pty on its own devpts and sends us the master
+    (nsutil.console); ``console_size`` is the attached client's window, set before exec.
     """
     from ..nsutil.spawn import SpawnError
 
@@ -170,10 +179,17 @@ def start(
     bundle = engine.bundle(rec)
     cfg = rec["Config"]
     tty, open_stdin = bool(cfg.get("Tty")), bool(cfg.get("OpenStdin"))
+    console = -1
     if tty:
-        master, slave = os.openpty()
-        stdio, keep = (slave, slave, slave), {"out": master, "err": -1, "in": master}
+        import _socket
+
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        theirs, console = a.detach(), b.detach()
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        stdio, keep = (null, null, null), {"out": -1, "err": -1, "in": -1, "console": console}
         bundle["process"]["terminal"] = True
+        if console_size:
+            bundle["process"]["consoleSize"] = console_size
     else:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -188,13 +204,19 @@ def start(
             from .network.manager import setup as network_setup
 
             bundle = network_setup(engine, rec, bundle)
-        running = runtime.start(bundle, stdio)
+        running = runtime.start(bundle, stdio, console=theirs if tty else None)
+        if tty:
+            os.close(theirs)
+            theirs = -1
+            keep = {"out": _take_master(running, console), "err": -1, "in": -1}
+            keep["in"] = keep["out"]
+            os.close(console)
     except SpawnError as e:
-        _close_all(stdio, keep)
+        _close_all(stdio, keep, theirs if tty else -1)
         engine.finish(rec, e.exit_code, str(e))
         raise EngineError(str(e), e.exit_code) from None
     except BaseException:
-        _close_all(stdio, keep)
+        _close_all(stdio, keep, theirs if tty else -1)
         engine.finish(rec, 125)
         raise
     for fd in set(stdio):
@@ -237,8 +259,23 @@ def _own_cgroup() -> dict[str, str]:
     return own_paths()
 
 
-def _close_all(stdio: tuple[int, ...], keep: dict[str, int]) -> None:
-    for fd in {*stdio, *keep.values()}:
+def _take_master(running: runtime.Running, sock: int) -> int:
+    """The pty master the container's init sent; if none came, the container goes."""
+    from ..nsutil.console import receive_master
+
+    try:
+        return receive_master(sock)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(running.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(running.pid, 0)
+        runtime.stop_cgroup(running)
+        raise
+
+
+def _close_all(stdio: tuple[int, ...], keep: dict[str, int], *more: int) -> None:
+    for fd in {*stdio, *keep.values(), *more}:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -268,35 +305,53 @@ def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: in
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         runtime.stop_cgroup(runtime.Running(0, cg))
-    request = read_stop_request(cdir)
-    manual = bool(request) or bool(rec.get("HasBeenManuallyStopped"))
-    st = rec["State"]
-    st["OOMKilled"] = oom
-    rec["HasBeenManuallyStopped"] = manual
-    policy = rec["HostConfig"].get("RestartPolicy") or {}
-    if request != "cancel" and should_restart(policy, code, manual, rec.get("RestartCount", 0)):
-        backoff = next_backoff(backoff, uptime_ms)
-        st.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
-                  FinishedAt=now(), Owner=me())  # fmt: skip
-        engine.containers.save(rec)
-        deadline = time.monotonic() + backoff / 1000
-        while time.monotonic() < deadline:
-            if read_stop_request(cdir, remove=False) == "cancel":
-                read_stop_request(cdir)
-                break
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        else:
-            rec = engine.containers.load(cid)  # a rename may have happened meanwhile
-            rec["RestartCount"] = rec.get("RestartCount", 0) + 1
-            try:
-                start(engine, rec, mounted=True, report=None, clients=[], backoff=backoff)
-            except EngineError:
-                return 1  # start() recorded the failure and released the container
-        rec = engine.containers.load(cid)
-        rec["HasBeenManuallyStopped"] = True
-    rec["State"]["OOMKilled"] = oom
-    engine.finish(rec, code)
+    # The record changes under the container's lock (see ContainerStore.lock): a rename,
+    # pause or stop in between must not be lost or act on a state we are replacing.
+    lock = engine.containers.lock(cid)
+    lock.acquire()
+    try:
+        rec = engine.containers.load(cid)  # as it is now, not as it was when we started
+        request = read_stop_request(cdir)
+        manual = bool(request) or bool(rec.get("HasBeenManuallyStopped"))
+        st = rec["State"]
+        st["OOMKilled"] = oom
+        rec["HasBeenManuallyStopped"] = manual
+        policy = rec["HostConfig"].get("RestartPolicy") or {}
+        restart = request != "cancel" and should_restart(
+            policy, code, manual, rec.get("RestartCount", 0)
+        )
+        if restart:
+            backoff = next_backoff(backoff, uptime_ms)
+            st.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
+                      FinishedAt=now(), Owner=me())  # fmt: skip
+            engine.containers.save(rec)
+            lock.release()  # nobody waits on a lock through a back-off
+            deadline = time.monotonic() + backoff / 1000
+            while time.monotonic() < deadline and not _cancelled(cdir):
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            lock.acquire()
+            rec = engine.containers.load(cid)
+            if not _cancelled(cdir, remove=True):
+                rec["RestartCount"] = rec.get("RestartCount", 0) + 1
+                try:  # execs the lean monitor: the lock's descriptor is close-on-exec
+                    start(engine, rec, mounted=True, report=None, clients=[], backoff=backoff)
+                except EngineError:
+                    return 1  # start() recorded the failure and released the container
+            rec["HasBeenManuallyStopped"] = True
+        rec["State"]["OOMKilled"] = oom
+        engine.finish(rec, code)
+    finally:
+        lock.release()
     return 0
+
+
+def _cancelled(cdir: str, remove: bool = False) -> bool:
+    """Whether a stop/kill asked that the pending restart not happen."""
+    if read_stop_request(cdir, remove=False) != "cancel":
+        return False
+    if remove:
+        read_stop_request(cdir)
+    return True
 
 
 def main(argv: list[str]) -> int:

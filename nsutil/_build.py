@@ -45,6 +45,7 @@ PR_GET_SECUREBITS PR_SET_CHILD_SUBREAPER PR_GET_CHILD_SUBREAPER PR_SET_NO_NEW_PR
 PR_GET_NO_NEW_PRIVS PR_CAP_AMBIENT PR_CAP_AMBIENT_IS_SET PR_CAP_AMBIENT_RAISE
 PR_CAP_AMBIENT_LOWER PR_CAP_AMBIENT_CLEAR_ALL
 LINUX_CAPABILITY_VERSION_3 LINUX_CAPABILITY_U32S_3
+TIOCGPTN TIOCSPTLCK TIOCGPTPEER TIOCSCTTY
 """
 
 _CDEF = """
@@ -99,6 +100,7 @@ _SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -250,6 +252,11 @@ PyAPI_FUNC(void) PyOS_AfterFork_Child(void);
 #define PR_CAP_AMBIENT_RAISE 2
 #define PR_CAP_AMBIENT_LOWER 3
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* ---- ptys (asm-generic/ioctls.h; the numbers differ per architecture) ---- */
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41) /* Linux 4.13 */
 #endif
 
 /* ---- capabilities (include/uapi/linux/capability.h), without that header ---- */

@@ -69,6 +69,7 @@ def spawn(
     on_forked: Callable[[int], None] | None = None,
     stdio: tuple[int, int, int] = (0, 1, 2),
     pdeathsig: int | None = signal.SIGKILL,
+    console_socket: int | None = None,
 ) -> int:
     """Start the container process described by ``spec``; return its host pid once it has
     exec'd. The caller owns the child: it must waitpid() it.
@@ -81,6 +82,12 @@ def spawn(
     own runs. A spec that mounts cgroupfs waits before its mounts. ``stdio`` are the
     caller's fds to become the container's 0, 1, 2. ``pdeathsig`` is sent to the
     container if the caller's thread dies.
+
+    With ``process.terminal`` and a ``console_socket`` (a connected AF_UNIX socket, like
+    runc's ``--console-socket``), the child makes a pty on the container's own devpts once
+    its root is in place, takes it as stdio and controlling terminal, and sends the master
+    over the socket (nsutil.console.receive_master reads it). Without a socket the caller's
+    ``stdio`` must already be a terminal, and stdin becomes the controlling one.
 
     ``root.path`` is used as given (relative paths against the caller's cwd); the engine
     passes absolute paths.
@@ -108,11 +115,15 @@ def spawn(
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise SpawnError(getattr(e, "errno", None) or EINVAL, "seccomp", str(e)) from None
 
+    if process.get("terminal") and console_socket is not None:
+        from pydock.nsutil import console  # noqa: F401 - the child cannot import after pivot_root
+
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = _fork_into_child_namespaces(ns, lambda: _child(spec, ns, stdio, sync_r, sync_w,
-                                                             err_r, err_w, pdeathsig))  # fmt: skip
+                                                             err_r, err_w, pdeathsig,
+                                                             console_socket))  # fmt: skip
     except BaseException:
         for fd in (err_r, err_w, sync_r, sync_w):
             os.close(fd)
@@ -206,6 +217,7 @@ def _child(
     err_r: int,
     err_w: int,
     pdeathsig: int | None,
+    console_socket: int | None,
 ) -> None:
     """The container's init, from fork to execve. Never returns."""
     stage = _Stage()
@@ -216,10 +228,10 @@ def _child(
         if pdeathsig:
             sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
         _setup_stdio(stdio)
-        if (spec.get("process") or {}).get("terminal"):
+        if (spec.get("process") or {}).get("terminal") and console_socket is None:
             stage.name = "terminal"
             _controlling_terminal()
-        _init(spec, ns, stage, pdeathsig, err_w, sync_r)
+        _init(spec, ns, stage, pdeathsig, err_w, sync_r, console_socket)
     except BaseException as e:
         err = getattr(e, "errno", None) or 0
         if stage.name == "exec":
@@ -276,6 +288,7 @@ def _init(
     pdeathsig: int | None,
     err_w: int,
     sync_r: int,
+    console_socket: int | None = None,
 ) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
@@ -324,10 +337,18 @@ def _init(
         _wait_for_cgroups(sync_r, ns)
 
     stage.name = "mount"
-    if spec.get("root") is not None or "mount" not in ns.join:
+    own_root = spec.get("root") is not None or "mount" not in ns.join
+    if own_root:
         rootfs.setup(spec)
     # else "exec mode": a spec without root that joins a mount namespace enters a running
     # container, whose namespace already has its root (setns(2) moves root and cwd there).
+
+    if process.get("terminal") and console_socket is not None:
+        stage.name = "terminal"
+        from pydock.nsutil import console  # loaded by spawn() before the fork
+
+        console.make_console(console_socket, uid=int((process.get("user") or {}).get("uid", 0)),
+                             size=process.get("consoleSize"), mount_console=own_root)  # fmt: skip
 
     if not placed:
         stage.name = "cgroup"

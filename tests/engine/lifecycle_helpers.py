@@ -89,6 +89,16 @@ class PtyPydock:
                 self.seen += data
         return self.seen
 
+    def resize(self, rows: int, cols: int) -> None:
+        """A new window size, and the SIGWINCH a terminal would send (pydock runs in a session
+        of its own without this pty as its controlling terminal, so we send it by pid)."""
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc.send_signal(signal.SIGWINCH)
+
     def wait(self, timeout: float = 20.0) -> int:
         try:
             return self.proc.wait(timeout=timeout)
