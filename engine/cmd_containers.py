@@ -103,7 +103,8 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
         # Under a monitor: it outlives this command (detach keys, restart policies).
         from . import shim
 
-        sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
+        with engine.containers.lock(rec["Id"]):  # as `start` does (lifecycle.start)
+            sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
         _refill_pools(engine, rec)
         if sock is None:
             print(rec["Id"])
