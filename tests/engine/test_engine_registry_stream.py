@@ -255,3 +255,25 @@ def test_kill_9_then_pull_again_reuses_the_applied_layers(pd: Pydock, slow_last)
     assert out.count("Already exists") == 2 and out.count("Pull complete") == 1
     assert not list((pd.root / "distribution" / "pins").iterdir())
     assert pd.out("run", "--rm", name, "cat", "/etc/msg") == "from the base\n"
+
+
+def test_failed_pull_keeps_layers_another_pull_used(pd: Pydock, proxy, slow_last) -> None:
+    """Pull B takes A's freshly applied base as ``Already exists`` and finishes; then A
+    fails: its rollback must leave the base, which B's image now names."""
+    name, chains, held = slow_last
+    other = f"{proxy.host}/other:v1"
+    push(proxy.host, "other:v1", [base(), app(3)], ["gzip", "gzip"])
+    proc = pd.popen("pull", name)
+    try:
+        wait_for(lambda: record(pd, chains[1]).exists(), "the second layer's record")
+        out = pd.out("pull", other)
+        assert out.count("Already exists") == 1  # the base A applied
+        held.let_go("corrupt")
+        assert proc.wait(60) == 1
+    finally:
+        held.let_go()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert record(pd, chains[0]).exists() and not record(pd, chains[1]).exists()
+    assert pd.out("run", "--rm", other, "cat", "/etc/msg") == "from the base\n"
