@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
+from pdcli import Pydock
 from registryfix import REGISTRY_BIN, RegistryProcess
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry absent")

@@ -12,9 +12,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
 from imagetar import Entry, config_for, docker_save, layer_tar
-from registryfix import REGISTRY_BIN, RegistryProcess
+from pdcli import Pydock
+from registryfix import REGISTRY_BIN
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry absent")
 
@@ -41,15 +41,6 @@ def pd(request: pytest.FixtureRequest, scratch: Path):
         yield p
     finally:
         p.cleanup()
-
-
-@pytest.fixture
-def registry(scratch: Path):
-    reg = RegistryProcess(scratch / "registry")
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def _id(pd: Pydock, ref: str) -> str:

@@ -15,8 +15,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
-from registryfix import REGISTRY_BIN, RegistryProcess
+from pdcli import Pydock
+from registryfix import REGISTRY_BIN
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry absent")
 
@@ -27,25 +27,6 @@ OCI_LAYERS = (
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
 )
-
-
-@pytest.fixture
-def registry(scratch: Path):
-    reg = RegistryProcess(scratch / "registry")
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture
-def pd(scratch: Path):
-    p = Pydock(scratch / "root", "vfs")
-    p("image", "bootstrap", check=True)
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def _id(pd: Pydock, ref: str) -> str:

@@ -10,8 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
 from imagetar import Entry, layer_tar
+from pdcli import Pydock
 from pydock.engine.distribution.reference import parse
 from pydock.engine.errors import InvalidInput
 from pydock.engine.reference import normalize
@@ -48,16 +48,6 @@ def test_local_names_are_familiar() -> None:
     assert normalize("docker.io/library/busybox") == "busybox:latest"
     assert normalize("docker.io/user/app:v2") == "user/app:v2"
     assert normalize("127.0.0.1:5000/app") == "127.0.0.1:5000/app:latest"
-
-
-@pytest.fixture
-def pd(scratch: Path):
-    p = Pydock(scratch / "root", "vfs")
-    p("image", "bootstrap", check=True)
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def test_tag_images_filters_and_format(pd: Pydock, scratch: Path) -> None:

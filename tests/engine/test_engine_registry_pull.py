@@ -15,39 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
 from imagetar import Entry, config_for, docker_save, layer_tar
-from registryfix import REGISTRY_BIN, Proxy, RegistryProcess
+from pdcli import Pydock
+from registryfix import REGISTRY_BIN, Proxy
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry absent")
-
-
-@pytest.fixture
-def registry(scratch: Path):
-    reg = RegistryProcess(scratch / "registry")
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture
-def proxy(registry):
-    px = Proxy(registry.port)
-    try:
-        yield px
-    finally:
-        px.stop()
-
-
-@pytest.fixture
-def pd(scratch: Path):
-    p = Pydock(scratch / "root", "vfs")
-    p("image", "bootstrap", check=True)
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def load_image(pd: Pydock, scratch: Path, layers: list[bytes], tag: str, arch: str = "amd64"):

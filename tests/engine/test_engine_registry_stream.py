@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Pydock
 from imagetar import Entry, compress_layer, config_for, layer_tar, sha
+from pdcli import Pydock
 from pydock.engine.images import chain_ids
-from registryfix import REGISTRY_BIN, Proxy, RegistryProcess, push_oci_image
+from registryfix import REGISTRY_BIN, push_oci_image
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -28,34 +28,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry absent"),
     pytest.mark.skipif(not BUSYBOX.is_file(), reason="needs the host's /bin/busybox"),
 ]
-
-
-@pytest.fixture
-def registry(scratch: Path):
-    reg = RegistryProcess(scratch / "registry")
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture
-def proxy(registry):
-    px = Proxy(registry.port)
-    try:
-        yield px
-    finally:
-        px.stop()
-
-
-@pytest.fixture
-def pd(scratch: Path):
-    p = Pydock(scratch / "root", "vfs")
-    p("image", "bootstrap", check=True)
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def base() -> bytes:
