@@ -81,27 +81,40 @@ def endpoint(root: Path, cid: str, network: str = "bridge") -> dict:
 
 
 PROBE = """
-import json, sys
+import json, os, sys
+spawned = []
+def _no(*a, **k):  # the start path runs no program (fork for the refill is fine)
+    spawned.append(repr(a[:2]))
+    raise AssertionError("subprocess on the start path")
+os.posix_spawn = os.posix_spawnp = _no
+import _posixsubprocess
+_posixsubprocess.fork_exec = _no
 from pydock.engine.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "mods": sorted({m.split(".")[0] for m in sys.modules})}))
+mods = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"code": code, "mods": mods, "spawned": spawned}))
 """
 
 
 def test_pooled_start_imports_no_pyroute2(pooled, scratch):
     p, cfg, _, seen = pooled
-    p.out("run", "--rm", "busybox", "true")  # empty pool: today's path, then a refill
+
+    def probe(*cmd: str) -> tuple[str, dict]:
+        res = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", PROBE, "--root", str(p.root), "--storage-driver",
+             "overlay2", "run", "--rm", "--network", "bridge", "busybox", *cmd],
+            capture_output=True, cwd=scratch, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        out = res.stdout.decode()
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["code"] == 0 and report["spawned"] == []
+        return out, report
+
+    _, report = probe("true")  # empty pool: today's path (netlink), then a refill
+    assert "pyroute2" in report["mods"]
     before = wait_pool(p.root, seen)
-    res = subprocess.run(
-        [str(VENV_BIN / "python"), "-c", PROBE, "--root", str(p.root), "--storage-driver",
-         "overlay2", "run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
-         "ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/mtu"],
-        capture_output=True, cwd=scratch, timeout=60,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    out = res.stdout.decode()
-    report = json.loads(out.strip().splitlines()[-1])
-    assert report["code"] == 0
+    out, report = probe("sh", "-c", "ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/mtu")
     assert "pyroute2" not in report["mods"]
     # it ran in one of the pooled namespaces: that entry's address, route and MTU
     used = [e for e in before if f"inet {e['IPAddress']}/24" in out]
