@@ -7,7 +7,8 @@ lo up and ``eth0`` (address leased from the IPAM, MAC, MTU, default route), its 
 ``vp<hex>0`` up on the bridge. A start claims one by moving its record from the network's
 ``Pool`` list to the container's entry under the store lock (stdlib only) and joins it by
 path; the replacement is made later by :func:`refill`, in a background process forked
-after the container has started (:func:`refill_after_start`).
+after the container has started (:func:`refill_after_start`) that waits for the
+starting command to exit before it works.
 
 Crash safety. An entry is added to ``Pool`` with ``"Pending": true`` (its address leased,
 so no start can take that address) before any kernel work, and loses the flag only after
@@ -231,10 +232,13 @@ def refill_after_start() -> None:
     """Fork a detached process that refills the pools this process's starts drew from.
 
     Called once the container runs, so the fork and pyroute2's imports stay off the
-    start path. Double fork plus setsid: no zombie for a long-lived monitor to carry, no
-    tie to the terminal; the grandchild closes every inherited descriptor (a pipe a
-    caller waits on for EOF, an flock held through a shared descriptor) and exits with
-    os._exit (no atexit handlers of the parent, such as its trace line).
+    start path. One fork (a double fork would make this process wait ~2 ms for the
+    middle one): the child calls setsid, waits until this process has exited (at most
+    REFILL_DELAY s) and is then reparented and reaped by init; should it finish while a
+    long foreground run still goes, this process reaps it at exit (atexit, WNOHANG).
+    The child closes every inherited descriptor (a pipe a caller waits on for EOF, an
+    flock held through a shared descriptor) and leaves with os._exit (no atexit
+    handlers of the parent, such as its trace line).
     """
     if not _wanted:
         return
@@ -244,12 +248,12 @@ def refill_after_start() -> None:
     pid = os.fork()
     if pid:
         os.close(starter)
-        os.waitpid(pid, 0)
+        import atexit
+
+        atexit.register(_reap, pid)
         return
     code = 0
     try:
-        if os.fork():
-            os._exit(0)
         os.setsid()
         import signal
 
@@ -281,6 +285,14 @@ def refill_after_start() -> None:
                 _log(root, f"refill of {name}: {e}")
     finally:
         os._exit(code)
+
+
+def _reap(pid: int) -> None:
+    """At exit: collect the refill child if it already finished (else init will)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def _log(root: str, line: str) -> None:
