@@ -13,8 +13,8 @@ is stale, and the layers it names that no image references are what that pull ap
 never finished: the next pull rolls back those it does not need itself (it reuses the
 others, already verified), and ``rmi``/``image prune`` drop them as unreferenced; the
 next pull or prune removes the pin, so a killed pull ends like a failed one. All readers
-hold the image store lock; a pin is created under a temporary name and renamed once locked, so a reader never
-sees an unlocked live one.
+hold the image store lock; a pin is created under a temporary name and renamed once
+locked, so a reader never sees an unlocked live one.
 """
 
 from __future__ import annotations
