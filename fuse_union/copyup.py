@@ -7,9 +7,8 @@ one step, so a crash never leaves a half-copied file visible. Data moves with
 ``copy_file_range(2)``, which lets the filesystem share extents (reflink) or copy in the
 kernel without passing bytes through Python.
 
-Every copy is a full one: metadata-only copy-up would need overlay's ``metacopy`` form
-(an upper file whose data lives in the lower), which the overlay2 driver mounts without
-and whose native diff cannot export, so it would break the shared layer store.
+These are full copies; the metadata-only form for chmod/chown/utimes/xattr changes is
+:mod:`.metacopy`.
 """
 
 from __future__ import annotations

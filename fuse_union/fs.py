@@ -6,14 +6,17 @@ node remembers its merged path(s) and the layer its top real object is in; direc
 also keep the layers they merge. Real objects are looked up by (st_dev, st_ino) so two
 names of one hard-linked file are one node, as in overlayfs.
 
-Semantics follow Documentation/filesystems/overlayfs.rst with ``redirect_dir=off``,
-``index=off`` and ``metacopy=off`` -- the options the overlay2 driver mounts with -- so
-the upper directory this writes is the one kernel overlay would have written and either
-driver can mount it afterwards:
+Semantics follow Documentation/filesystems/overlayfs.rst with ``redirect_dir=off`` and
+``index=off`` -- the options the overlay2 driver mounts with -- so the upper directory this
+writes is the one kernel overlay would have written and either driver can mount it
+afterwards:
 
-* copy-up on the first write, truncate, open for writing, chmod/chown/utimes or xattr
-  change (full copies, see :mod:`.copyup`); directories are copied up empty, parents
-  first, and the parent's times are restored afterwards as overlay does;
+* copy-up on the first write, truncate or open for writing (full copies, see
+  :mod:`.copyup`); a chmod/chown/utimes or xattr change of a regular file copies up its
+  metadata only, in the kernel's ``metacopy`` form, which is settled into a full copy
+  before kernel overlay (mounted ``metacopy=off``) or a diff reads the upper dir (see
+  :mod:`.metacopy` for why the store never keeps it); directories are copied up empty,
+  parents first, and the parent's times are restored afterwards as overlay does;
 * unlink/rmdir leave a 0/0 character-device whiteout when a lower layer still has the
   name; a directory created where a whiteout hid the name is made opaque;
 * renaming a directory that has lower parts fails with EXDEV (what overlay does without
@@ -31,6 +34,7 @@ hand-off costs more than they do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -42,7 +46,7 @@ from typing import Any, TypeVar
 
 import pyfuse3
 import trio
-from pydock.fuse_union import copyup
+from pydock.fuse_union import copyup, metacopy
 from pydock.fuse_union import stack as st_
 
 #: Lower layers never change and this server is the upper layer's only writer, so the
@@ -84,6 +88,10 @@ class Node:
     lookups: int = 0
     deleted: bool = False
     fds: set[int] = field(default_factory=set)
+    #: a metacopy file (see :mod:`.metacopy`): the lower file that still holds the data
+    data: str | None = None
+    #: bumped when the data moves (copy-up, completion): read handles then re-open
+    datagen: int = 0
 
     @property
     def path(self) -> str:
@@ -97,7 +105,7 @@ class Node:
 class Handle:
     fd: int
     node: Node
-    layer: int
+    datagen: int
     writable: bool
 
 
@@ -164,7 +172,27 @@ class UnionFS(pyfuse3.Operations):
         if is_dir:
             node.dirlayers = list(found.dirlayers)
             self.dirs[rel] = node.ino
+        else:
+            node.data = self._metacopy_data(rel, found)
         return node
+
+    def _metacopy_data(self, rel: str, found: st_.Found) -> str | None:
+        """The lower data file of an upper metacopy file, else None (see :mod:`.metacopy`)."""
+        if self.upper is None or found.layer != self.upper:
+            return None
+        if not metacopy.may_be_metacopy(found.st):
+            return None
+        real = self._upper_path(rel)
+        if not metacopy.is_metacopy(real):
+            return None
+        data = metacopy.data_origin(self.roots[self.upper + 1 :], rel, real)
+        if data is None:
+            raise _fail(errno.EIO)  # the kernel too: "metacopy with no lower data found"
+        return data
+
+    def _data_real(self, node: Node) -> str:
+        """Where the node's bytes are read from: the lower file while it is a metacopy."""
+        return node.data if node.data is not None else self._real(node)
 
     def _rekey(self, node: Node, st: os.stat_result) -> None:
         if self.by_key.get(node.key) == node.ino:
@@ -196,6 +224,10 @@ class UnionFS(pyfuse3.Operations):
         a.st_size = st.st_size
         a.st_blksize = st.st_blksize
         a.st_blocks = st.st_blocks
+        if node.data is not None:
+            # the space the data takes is the lower file's, as overlay reports it
+            with contextlib.suppress(OSError):
+                a.st_blocks = os.lstat(node.data).st_blocks
         a.st_atime_ns = st.st_atime_ns
         a.st_mtime_ns = st.st_mtime_ns
         a.st_ctime_ns = st.st_ctime_ns
@@ -258,10 +290,20 @@ class UnionFS(pyfuse3.Operations):
         return node
 
     async def _copy_up(
-        self, node: Node, data_len: int | None = None, rel: str | None = None
+        self, node: Node, data_len: int | None = None, rel: str | None = None, *, meta: bool = False
     ) -> None:
+        """Bring ``node`` up; with ``meta`` only its metadata if it is a regular file.
+
+        A metadata-only copy-up leaves the data in the lower layer (:mod:`.metacopy`); the
+        next copy-up without ``meta`` (a write, truncate, link or rename) completes it.
+        """
         self._writable()
         if node.layer == self.upper:
+            if node.data is not None and not meta:
+                real = self._real(node)
+                await trio.to_thread.run_sync(metacopy.complete, real, node.data, data_len)
+                node.data = None
+                node.datagen += 1
             return
         if node.is_dir:
             await self._upper_dir(node.path)
@@ -274,11 +316,18 @@ class UnionFS(pyfuse3.Operations):
         assert self.work is not None
         parent_upper = os.path.dirname(dst)
         pst = os.lstat(parent_upper)
-        await trio.to_thread.run_sync(
-            functools.partial(
-                copyup.copy_up, src, dst, self.work, self._tmpname(), data_len=data_len
+        sst = os.lstat(src)
+        if meta and stat.S_ISREG(sst.st_mode) and sst.st_size > 0:
+            # a handful of syscalls whatever the size: cheaper on the loop than a hop
+            metacopy.make(src, dst, self.work, self._tmpname())
+            node.data = src
+        else:
+            await trio.to_thread.run_sync(
+                functools.partial(
+                    copyup.copy_up, src, dst, self.work, self._tmpname(), data_len=data_len
+                )
             )
-        )
+            node.datagen += 1
         os.utime(parent_upper, ns=(pst.st_atime_ns, pst.st_mtime_ns))
         assert self.upper is not None
         node.layer = self.upper
@@ -362,7 +411,7 @@ class UnionFS(pyfuse3.Operations):
         async with self.lock:
             size = attr.st_size if fields.update_size else None
             if not isinstance(h, Handle) or not h.writable:
-                await self._copy_up(node, data_len=size)
+                await self._copy_up(node, data_len=size, meta=size is None)
             real = self._real(node)
             if fields.update_uid or fields.update_gid:
                 uid = attr.st_uid if fields.update_uid else -1
@@ -429,7 +478,7 @@ class UnionFS(pyfuse3.Operations):
                 os.close(fd)
                 raise
             node = self.nodes[attrs.st_ino]
-            fh = self._add_handle(Handle(fd, node, node.layer, True))
+            fh = self._add_handle(Handle(fd, node, node.datagen, True))
             return pyfuse3.FileInfo(fh=fh, keep_cache=False), attrs
 
     @_errors
@@ -607,13 +656,15 @@ class UnionFS(pyfuse3.Operations):
         if writable:
             async with self.lock:
                 await self._copy_up(node, data_len=0 if flags & os.O_TRUNC else None)
-        real = self._real(node)
+        real = self._data_real(node)
         fd = await trio.to_thread.run_sync(
             os.open, real, (flags & _PASS_FLAGS) | os.O_CLOEXEC | os.O_NOFOLLOW
         )
-        fh = self._add_handle(Handle(fd, node, node.layer, writable))
-        # page cache may outlive the open only while the data cannot change under it
-        return pyfuse3.FileInfo(fh=fh, keep_cache=node.layer != self.upper)
+        fh = self._add_handle(Handle(fd, node, node.datagen, writable))
+        # page cache may outlive the open only while the data cannot change under it (a
+        # completed metacopy holds the same bytes, so its pages stay right too)
+        keep = node.layer != self.upper or node.data is not None
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     def _handle(self, fh: int) -> Handle:
         h = self.handles.get(fh)
@@ -624,12 +675,12 @@ class UnionFS(pyfuse3.Operations):
     @_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
         h = self._handle(fh)
-        if h.layer != h.node.layer:
-            # copied up since this read-only open: read the copy the writers now change
-            fd = os.open(self._real(h.node), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        if h.datagen != h.node.datagen:
+            # data copied up since this read-only open: read the copy writers now change
+            fd = os.open(self._data_real(h.node), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             h.node.fds.discard(h.fd)
             os.close(h.fd)
-            h.fd, h.layer = fd, h.node.layer
+            h.fd, h.datagen = fd, h.node.datagen
             h.node.fds.add(fd)
         # Served on the loop when the page cache already holds it (RWF_NOWAIT never
         # blocks; readahead of earlier reads makes that the common case), otherwise in a
@@ -720,7 +771,7 @@ class UnionFS(pyfuse3.Operations):
     ) -> None:  # noqa: E501
         node = self._node(inode)
         async with self.lock:
-            await self._copy_up(node)
+            await self._copy_up(node, meta=True)
             real_name = self._to_real_xattr(os.fsdecode(name))
             os.setxattr(self._real(node), real_name, value, follow_symlinks=False)
 
@@ -756,7 +807,7 @@ class UnionFS(pyfuse3.Operations):
         except OSError as e:
             raise _fail(pyfuse3.ENOATTR if e.errno == errno.ENODATA else e.errno) from None
         async with self.lock:
-            await self._copy_up(node)
+            await self._copy_up(node, meta=True)
             os.removexattr(self._real(node), real_name, follow_symlinks=False)
 
     # -- the rest --------------------------------------------------------------------------

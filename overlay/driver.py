@@ -67,6 +67,9 @@ if TYPE_CHECKING:
 USAGE_FILE = "usage.json"
 TAR_SPLIT_FILE = "tar-split.gz"  # the applied tar's framing (pydock.drivers.tarsplit)
 VOLATILE_MARK = "volatile"  # in an ephemeral writable layer's dir
+#: in a writable layer's work dir while fuse-union's metadata-only copy-ups may be in its
+#: upper dir (pydock.fuse_union.metacopy.MARK)
+METACOPY_MARK = "fuse-union-metacopy"
 REFS_DIR = ".refs"
 _METHOD_NAMES = {
     mnt.FSCONFIG: "fsconfig lowerdir+ (new mount API)",
@@ -282,6 +285,7 @@ class Overlay2Driver(Driver):
         options = self.mount_options
         if self.layout.is_rw(id):
             upper, work, readonly = str(p.diff), str(p.work), False
+            self._upper_complete(id, p)  # metacopy=off refuses metacopy files (EPERM)
             if os.path.exists(p.dir / VOLATILE_MARK):
                 options = [*options, "volatile"]
         else:
@@ -337,7 +341,7 @@ class Overlay2Driver(Driver):
 
     def diff(self, id: str, out: BinaryIO) -> None:
         p = self.layout.existing(id)
-        if self.native_diff:
+        if self.native_diff and self._upper_complete(id, p):
             # The diff dir *is* the layer's change set; whiteouts and opaque markers are
             # converted back to their tar form by the reader.
             write_tar(out, p.diff, whiteout_reader=OverlayWhiteoutReader())
@@ -354,17 +358,35 @@ class Overlay2Driver(Driver):
 
     def changes(self, id: str) -> list[Change]:
         p = self.layout.existing(id)
-        if self.native_diff:
+        if self.native_diff and self._upper_complete(id, p):
             return layer_changes(p.diff, self._parent_diffs(id))
         with self._naive(id) as (_, changes):
             return changes
 
     def diff_size(self, id: str) -> int:
         p = self.layout.existing(id)
-        if self.native_diff:
+        if self.native_diff and self._upper_complete(id, p):
             return _regular_bytes(p.diff)
         with self._naive(id) as (layer_root, changes):
             return changes_size(layer_root, changes)
+
+    def _upper_complete(self, id: str, p: LayerPaths) -> bool:
+        """Is the upper dir a complete change set? Settles fuse-union's metacopy files if it can.
+
+        fuse-union copies up only the metadata of a chmod'ed/chown'ed file, leaving the data
+        in the lower layer, and marks the work dir; such an upper must be settled (data
+        copied in) before the native diff or a kernel mount with ``metacopy=off`` reads it.
+        Not while fuse-union still serves it (its server is the upper's only writer): then
+        the caller compares the mounted trees. One stat when there is nothing to do.
+        """
+        if not os.path.exists(p.work / METACOPY_MARK):
+            return True
+        if mnt.is_mountpoint(str(p.merged)):
+            return False
+        from pydock.fuse_union import metacopy
+
+        metacopy.settle(str(p.diff), str(p.work), [str(d) for d in self.layout.lower_diffs(id)])
+        return True
 
     def _naive(self, id: str) -> _NaiveDiff:
         return _NaiveDiff(self, id)

@@ -23,6 +23,8 @@ from pydock.overlay import mount as mnt
 OPAQUE = "trusted.overlay.opaque"
 #: what the overlay2 driver mounts with, spelled out so the oracle cannot drift
 KERNEL_OPTIONS = ["index=off", "redirect_dir=off", "metacopy=off"]
+#: the kernel reading metacopy files (it forces redirect_dir=on with them)
+KERNEL_METACOPY_OPTIONS = ["index=off", "metacopy=on"]
 
 
 def whiteout(path: Path) -> None:
@@ -41,10 +43,16 @@ def write(path: Path, data: bytes, mode: int = 0o644, **xattrs: bytes) -> None:
         os.setxattr(path, k.replace("__", "."), v)
 
 
-def kernel_mount(target: str, lowers: list[str], upper: str | None, work: str | None) -> None:
+def kernel_mount(
+    target: str,
+    lowers: list[str],
+    upper: str | None,
+    work: str | None,
+    options: list[str] = KERNEL_OPTIONS,
+) -> None:
     method = mnt.FSCONFIG if mnt.lowerdir_plus_supported() else mnt.LEGACY
     mnt.mount_overlay(
-        target, lowers, upper, work, readonly=upper is None, options=KERNEL_OPTIONS, method=method
+        target, lowers, upper, work, readonly=upper is None, options=options, method=method
     )
 
 
@@ -65,8 +73,14 @@ def fuse_mount(
 
 
 @contextlib.contextmanager
-def kmount(target: str, lowers: list[str], upper: str | None, work: str | None) -> Iterator[None]:
-    kernel_mount(target, lowers, upper, work)
+def kmount(
+    target: str,
+    lowers: list[str],
+    upper: str | None,
+    work: str | None,
+    options: list[str] = KERNEL_OPTIONS,
+) -> Iterator[None]:
+    kernel_mount(target, lowers, upper, work, options)
     try:
         yield
     finally:

@@ -5,8 +5,10 @@ on a kernel overlay mount and on a fuse-union mount of the same two lower layers
 with its own copy of an empty upper). Every call must succeed or fail alike (same errno),
 and the merged trees must then match in content, type, mode, owner, size, link target,
 xattrs, device number, link count and hard-link grouping. Finally fuse-union's upper dir
-is mounted by the *kernel* and must show the same tree again: the on-disk format is
-overlay's, so overlay2 can take over a layer fuse-union wrote.
+is mounted by the *kernel* and must show the same tree again: first as fuse-union left it,
+metadata-only copy-ups included, by a ``metacopy=on`` kernel mount (the format is the
+kernel's), then settled and mounted as the overlay2 driver mounts (``metacopy=off``), so
+overlay2 can take over a layer fuse-union wrote.
 
 Lower layers hold no hard links: with index=off the kernel breaks a lower hard link on
 copy-up while the kernel's FUSE dentry cache keeps both names on one inode (a documented
@@ -22,9 +24,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fu_helpers import fuse_mount, kmount, opaque, snapshot, whiteout, workdir, write
+from fu_helpers import (
+    KERNEL_METACOPY_OPTIONS,
+    fuse_mount,
+    kmount,
+    opaque,
+    snapshot,
+    whiteout,
+    workdir,
+    write,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydock.fuse_union import metacopy
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -158,7 +170,7 @@ def apply(root: str, op: tuple) -> str:
 
 def check_sequence(lowers: list[str], ops: list[tuple]) -> None:
     with workdir(SCRATCH, "fu-diff-") as d:
-        for sub in ("ku", "kw", "km", "fu", "fw", "fm", "cw", "cm"):
+        for sub in ("ku", "kw", "km", "fu", "fw", "fm", "cw", "cm", "mw"):
             (d / sub).mkdir()
         km, fm = str(d / "km"), str(d / "fm")
         with (
@@ -170,7 +182,12 @@ def check_sequence(lowers: list[str], ops: list[tuple]) -> None:
                 assert got_f == got_k, f"op {i} {op!r}: kernel {got_k}, fuse-union {got_f}"
             kernel_tree = snapshot(km)
             assert snapshot(fm) == kernel_tree
-        # overlay2 taking over the layer fuse-union wrote sees the same tree
+        # the kernel reads fuse-union's metacopy files as fuse-union served them
+        with kmount(str(d / "cm"), lowers, str(d / "fu"), str(d / "mw"), KERNEL_METACOPY_OPTIONS):
+            assert snapshot(str(d / "cm")) == kernel_tree
+        # overlay2 taking over the layer fuse-union wrote (settled first) sees the same tree
+        metacopy.settle(str(d / "fu"), str(d / "fw"), lowers)
+        assert not metacopy.marked(str(d / "fw"))
         with kmount(str(d / "cm"), lowers, str(d / "fu"), str(d / "cw")):
             assert snapshot(str(d / "cm")) == kernel_tree
 
@@ -195,6 +212,14 @@ def test_random_sequences_match_kernel(lowers: list[str], ops: list[tuple]) -> N
         [("unlink", "sub/x"), ("unlink", "sub/y"), ("unlink", "sub/z"), ("rmdir", "sub")],
         [("rename", "a", "c"), ("link", "c", "new"), ("write", "new", 3, b"XY")],
         [("truncate", "sub/x", 10), ("chmod", "sub/x", 0o4755), ("chown", "sub/x", 1000, 7)],
+        # metadata-only copy-ups, then the data writes, truncates, links, renames that
+        # complete them
+        [("chmod", "sub/x", 0o4755), ("write", "sub/x", 4990, b"XYZXYZXYZXYZXYZ")],
+        [("chown", "sub/x", 1000, 7), ("truncate", "sub/x", 3), ("append", "sub/x", b"+")],
+        [("setxattr", "sub/y", "user.a", b"v"), ("link", "sub/y", "new"), ("append", "new", b"!")],
+        [("chmod", "a", 0o600), ("rename", "a", "sub/new"), ("chmod", "sub/new", 0o644)],
+        [("removexattr", "c", "user.c"), ("unlink", "c"), ("create", "c", b"again")],
+        [("chmod", "sub/x", 0o600), ("create", "sub/x", b"trunc")],
         [("setxattr", "a", "user.a", b"v"), ("removexattr", "a", "user.who")],
         [("removexattr", "c", "user.c"), ("setxattr", "c", "trusted.t", b"3")],
         [("symlink", "a", "wh"), ("mknod", "gone", "chr"), ("rename", "lnk", "gone")],
