@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from pathlib import Path
 
 from .. import trace
@@ -33,6 +34,10 @@ from . import config, etcfiles, rtnl
 from .store import NetState, NetworkStore, choose_subnet, host_lock, host_routes, parse_subnet
 
 MAX_ENDPOINTS = 10
+
+#: containers whose network this process has released (teardown runs twice on the way
+#: out, from finish and from the record's removal: the second needs no store read)
+_released: set[str] = set()
 
 
 def host_veth(cid: str, k: int) -> str:
@@ -274,6 +279,7 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
     cfg, store = _store(engine.root)
     cfg.netns_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     netns = str(cfg.netns_dir / cid)
+    _released.discard(cid)
     sess = _Session(cfg)
     try:
         with store.locked() as st:
@@ -291,7 +297,8 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
             if cfg.pool_size > 0 and net["Up"]:
                 from . import pool
 
-                pooled = pool.claim(net, cfg)
+                recycle = pool.recyclable(bundle)
+                pooled = pool.claim(net, cfg, recycle)
             if pooled is not None:
                 netns = st.containers[cid]["NetNS"] = pooled["NetNS"]
                 ep = {
@@ -302,6 +309,8 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
                     "Gateway": net["Gateway"],
                 }
                 st.containers[cid]["Endpoints"][net["Name"]] = ep
+                st.containers[cid]["Pooled"] = pooled  # for give_back at teardown
+                st.containers[cid]["Recycle"] = recycle
             else:
                 from .links import make_netns, open_in_netns
 
@@ -343,7 +352,10 @@ def _join_container(engine, rec: dict, bundle: dict, ref: str) -> dict:
         raise Conflict(f"cannot join network of a non running container: {ref}", 125)
     tdir = engine.containers.path(target["Id"])
     _, store = _store(engine.root)
-    entry = store.read().containers.get(target["Id"])
+    with store.locked() as state:
+        entry = state.containers.get(target["Id"])
+        if entry is not None:
+            entry["Shared"] = True  # never given back to a pool: this one may outlive it
     netns = entry["NetNS"] if entry else f"/proc/{st['Pid']}/ns/net"
     files = {f: str(tdir / f) for f in etcfiles.FILES if (tdir / f).exists()}
     return specmod.with_network(bundle, netns, files)
@@ -359,8 +371,10 @@ def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
     mode = rec["HostConfig"].get("NetworkMode")
     if not is_networked(mode) or mode.startswith("container:"):
         return
-    cfg, store = _store(Path(root))
     cid = rec["Id"]
+    if cid in _released and not force:
+        return  # this process released it already (finish, then the record's removal)
+    cfg, store = _store(Path(root))
     netns = cfg.netns_dir / cid
     peek = store.read()
     gone = cid not in peek.containers and not os.path.lexists(netns)
@@ -369,8 +383,6 @@ def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
     sess = _Session(cfg)
     try:
         with store.locked() as st:
-            from .links import remove_netns
-
             entry = st.containers.pop(cid, None)
             if entry is None or force:
                 # a start that died before its state was written: its veth may sit on a
@@ -386,14 +398,24 @@ def teardown(root: str | Path, rec: dict, force: bool = False) -> None:
                 sess.nft_dirty = True
             entry = entry or {"Endpoints": {}}
             if os.path.lexists(netns):
+                from .links import remove_netns
+
                 remove_netns(str(netns))
             own = entry.get("NetNS") or ""
             if own.startswith(str(cfg.netns_dir) + "/"):
-                remove_netns(own)  # a pooled namespace keeps its pool-<hex> name
+                from . import pool
+
+                if force or not pool.give_back(cfg, st, entry):
+                    from .links import remove_netns
+
+                    remove_netns(own)  # a pooled namespace keeps its pool-<hex> name
             _refresh_hosts(Path(root), st, list(entry["Endpoints"]))
             sess.settle(st)
     finally:
         sess.close()
+    _released.add(cid)
+    if "pydock.engine.network.pool" in sys.modules:  # a claimed entry did not come back
+        sys.modules["pydock.engine.network.pool"].refill_after_start()
     trace.mark("network_released")
 
 

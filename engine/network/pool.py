@@ -60,9 +60,14 @@ def destroy(entry: dict) -> None:
     remove_netns(entry["NetNS"])
 
 
-def claim(net: dict, cfg: NetConfig) -> dict | None:
+def claim(net: dict, cfg: NetConfig, recycle: bool = False) -> dict | None:
     """Take a complete entry for a start (store lock held); None if the pool is empty.
-    Entries whose devices vanished (a reboot, someone's ``ip link del``) are dropped."""
+    Entries whose devices vanished (a reboot, someone's ``ip link del``) are dropped.
+
+    The claim is owed back (``PoolDebt``), but a refill is asked for only if the entry
+    is not expected back (``recycle``: see :func:`recyclable`) or the pool fell below
+    half: a sequence of short runs then reuses the same few namespaces and forks no
+    refill at all; teardown asks for one if the entry did not come back after all."""
     pool = entries(net)
     while True:
         ready = [e for e in pool if not e.get("Pending")]
@@ -73,9 +78,117 @@ def claim(net: dict, cfg: NetConfig) -> dict | None:
         pool.remove(entry)
         if rtnl.link_exists(entry["HostVeth"]) and os.path.exists(entry["NetNS"]):
             net["PoolDebt"] = min(net.get("PoolDebt", 0) + 1, cfg.pool_size)
-            _wanted.add((str(cfg.root), net["Name"]))
+            if not recycle or len(ready) - 1 < max(1, cfg.pool_size // 2):
+                _wanted.add((str(cfg.root), net["Name"]))
             return entry
         destroy(entry)
+
+
+#: capabilities that let a container change its network namespace for whoever comes next:
+#: links, addresses, routes, rules, sysctls (NET_ADMIN), or remount /proc/sys (SYS_ADMIN)
+_NS_CHANGING_CAPS = ("CAP_NET_ADMIN", "CAP_SYS_ADMIN")
+
+
+def recyclable(spec: dict) -> bool:
+    """Whether a container run by ``spec`` leaves its network namespace as the pool made
+    it, so teardown may hand it to the next start (:func:`give_back`).
+
+    What outlives a container's processes in a namespace it does not own is what they
+    configured: links, addresses, routes, neighbours, nftables/xfrm state and net.*
+    sysctls, all of which need CAP_NET_ADMIN over the namespace's user namespace (the
+    host's; a container's own user namespace grants nothing over it:
+    user_namespaces(7)). The one exception is a net.* sysctl, whose file root may also
+    write by its mode bits (net/sysctl_net.c net_ctl_permissions), so /proc/sys must be
+    read-only and not remountable (no CAP_SYS_ADMIN), and the spec must set no net.*
+    sysctl itself. Sockets left behind (TIME_WAIT) are checked at teardown."""
+    caps = (spec.get("process") or {}).get("capabilities") or {}
+    if any(c in held for held in caps.values() for c in _NS_CHANGING_CAPS):
+        return False
+    linux = spec.get("linux") or {}
+    if any(k.startswith("net.") or k.startswith("net/") for k in linux.get("sysctl") or {}):
+        return False
+    return "/proc/sys" in (linux.get("readonlyPaths") or ())
+
+
+def give_back(cfg: NetConfig, st, entry: dict) -> bool:
+    """At teardown (store lock held): return a container's pooled namespace to its
+    network's pool instead of destroying it, if nothing of the container can be left in
+    it; True if it went back. If it was expected back (so :func:`claim` asked for no
+    refill) and the pool is owed entries, a refill is wanted now: the caller forks it
+    with :func:`refill_after_start` once the lock is released.
+
+    Sequential starts thus reuse a handful of namespaces: none is made or destroyed for
+    them, which would otherwise cost the kernel's asynchronous cleanup_net (it holds the
+    RTNL lock, which the next start's v1 net_prio cgroup creation takes too:
+    net/core/netprio_cgroup.c) and a background refill with pyroute2's imports, both
+    competing with the next start for the CPU."""
+    pooled = entry.get("Pooled")
+    if not pooled or cfg.pool_size <= 0:
+        return False
+    if _recycle(cfg, st, entry, pooled):
+        return True
+    if not entry.get("Recycle"):
+        return False
+    for name in entry.get("Endpoints") or {}:
+        net = st.networks.get(name)
+        if net is not None and net.get("Up") and net.get("PoolDebt", 0) > 0:
+            _wanted.add((str(cfg.root), name))
+    return False
+
+
+def _recycle(cfg: NetConfig, st, entry: dict, pooled: dict) -> bool:
+    if not entry.get("Recycle") or entry.get("Shared"):
+        return False
+    if len(entry.get("Endpoints") or {}) != 1:
+        return False  # `network connect` added devices this entry's record does not name
+    ((name, ep),) = entry["Endpoints"].items()
+    net = st.networks.get(name)
+    if net is None or not net.get("Up") or ep.get("HostVeth") != pooled["HostVeth"]:
+        return False
+    if len(entries(net)) >= cfg.pool_size:
+        return False
+    if not (rtnl.link_exists(pooled["HostVeth"]) and os.path.exists(pooled["NetNS"])):
+        return False
+    if _sockets_left(pooled["NetNS"]):
+        return False
+    entries(net).append({k: pooled[k] for k in ("NetNS", "HostVeth", "IPAddress", "MacAddress")})
+    net["PoolDebt"] = max(net.get("PoolDebt", 0) - 1, 0)
+    return True
+
+
+def _sockets_left(netns: str) -> bool:
+    """Whether TCP sockets outlived the container in ``netns`` (TIME_WAIT, orphans in
+    FIN_WAIT...): they would hold its ports against the next one. The namespace's own
+    counters in /proc/net/sockstat{,6} say so in O(1) ("inuse" counts hashed sockets,
+    orphans included, "tw" the namespace's TIME_WAIT ones; /proc/net/tcp would walk the
+    host-wide hash tables, ~2 ms). /proc/thread-self/net follows the calling thread's
+    namespace (proc(5)): one setns(2) there and back."""
+    from ...nsutil import syscalls as sc
+
+    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(target, sc.lib.CLONE_NEWNET, netns)
+        try:
+            text = b""
+            for table in ("sockstat", "sockstat6"):
+                try:
+                    with open(f"/proc/thread-self/net/{table}", "rb") as f:
+                        text += f.read()
+                except FileNotFoundError:  # no IPv6 in this kernel
+                    pass
+        finally:
+            sc.setns(saved, sc.lib.CLONE_NEWNET, "host network namespace")
+    finally:
+        os.close(target)
+        os.close(saved)
+    for line in text.splitlines():
+        fields = line.split()
+        if fields[:1] in ([b"TCP:"], [b"TCP6:"]):
+            counts = dict(zip(fields[1::2], fields[2::2], strict=False))
+            if counts.get(b"inuse", b"0") != b"0" or counts.get(b"tw", b"0") != b"0":
+                return True
+    return False
 
 
 def want_full(net: dict, cfg: NetConfig) -> None:
@@ -273,6 +386,9 @@ def refill_after_start() -> None:
 
         select.select([3], [], [], REFILL_DELAY)
         os.close(3)
+        wanted = [w for w in wanted if _owed(*w)]
+        if not wanted:  # the starter's teardown gave its namespace back (give_back)
+            return
         os.nice(19)
         from .links import preload
 
@@ -285,6 +401,16 @@ def refill_after_start() -> None:
                 _log(root, f"refill of {name}: {e}")
     finally:
         os._exit(code)
+
+
+def _owed(root: str, name: str) -> bool:
+    """Whether network ``name`` of ``root`` still wants entries (read without a lock:
+    refill decides again under it)."""
+    from .config import load
+    from .store import NetworkStore
+
+    net = NetworkStore(load(root)).read().networks.get(name) or {}
+    return bool(net.get("Up")) and net.get("PoolDebt", 0) > 0
 
 
 def _reap(pid: int) -> None:

@@ -9,7 +9,8 @@ and the lock dies with a SIGKILLed holder. Shape::
                          Default, Pool: [{NetNS, HostVeth, IPAddress, MacAddress,
                                           Pending?}], PoolDebt}},
      "containers": {id: {Name, NetNS, Ports: [...],
-                         Endpoints: {network: {IPAddress, MacAddress, HostVeth}}}}}
+                         Endpoints: {network: {IPAddress, MacAddress, HostVeth}},
+                         Pooled?: {the pool entry it claimed}, Recycle?, Shared?}}}
 
 Subnets must not overlap the host's routes, which are host-wide: choosing one also holds
 the host-wide lock :data:`HOST_LOCK`, so two roots bringing up bridges at once cannot pick
