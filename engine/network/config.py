@@ -4,7 +4,14 @@ Keys read (Docker's names): ``"bridge"`` (the default network's bridge device), 
 (its gateway address and prefix, e.g. ``"10.42.0.1/24"``), ``"mtu"``, ``"ip-forward"``
 (enable net.ipv4.ip_forward for outbound NAT; default true as in Docker) and pydock's own
 ``"netns-pool"`` (how many ready network namespaces each bridge network keeps for fast
-starts; 0, the default, disables the pool: see pool.py).
+starts, see pool.py; 0 disables the pool).
+
+The pool's default depends on the root. The default root (/var/lib/pydock) is a machine's
+store: a bridge that stays up with a couple of ready namespaces between containers is what
+Docker's docker0 does too, and every bridge start there gains ~200 ms. Any other root is
+often throwaway (tests, CI, benchmarks, experiments): there a pool would leave a bridge,
+veths, nftables rules and namespace mounts in the host for every root ever used, until
+someone runs ``network prune``, so it is opt-in.
 
 Device and nftables table names are derived from the root when not configured: the default
 root keeps Docker-like names (``pydock0``, table ``pydock``), any other root gets names
@@ -24,6 +31,8 @@ from ..fsutil import read_json
 DEFAULT_ROOT = "/var/lib/pydock"
 DEFAULT_MTU = 1500  # Docker's default, whatever the host's uplink says
 DEFAULT_NETWORK = "bridge"
+#: the default root's "netns-pool" when daemon.json does not set it (other roots: 0)
+DEFAULT_POOL = 2
 #: network modes that are not networks in the store
 SPECIAL_MODES = ("none", "host")
 
@@ -93,8 +102,9 @@ def load(root: str | Path) -> NetConfig:
         except ValueError as e:
             raise InvalidInput(f"daemon.json bip: {e}", 125) from None
     mtu = int(daemon.get("mtu") or DEFAULT_MTU)
+    pool = daemon.get("netns-pool", DEFAULT_POOL if tag is None else 0)
     try:
-        pool_size = int(daemon.get("netns-pool") or 0)
+        pool_size = int(pool or 0)
     except (TypeError, ValueError):
         raise InvalidInput("daemon.json netns-pool: not an integer", 125) from None
     if not 0 <= pool_size <= 64:

@@ -322,3 +322,17 @@ os._exit(0)  # dies here: no completion, no cleanup
     assert leftovers(p.root, bridges, [], seen.links) == []
     # the address is free again: the next container (today's path) may take it
     assert ip not in json.dumps(state(p.root)["networks"]["bridge"].get("Pool", []))
+
+
+def test_pool_is_on_by_default_for_the_default_root_only(scratch, monkeypatch):
+    from pydock.engine.network import config
+
+    assert config.load(scratch).pool_size == 0  # a throwaway root leaves nothing idle
+    (scratch / "daemon.json").write_text('{"netns-pool": 3}')
+    assert config.load(scratch).pool_size == 3
+    monkeypatch.setattr(config, "DEFAULT_ROOT", str(scratch.resolve()))  # as if it were
+    assert config.load(scratch).pool_size == 3
+    (scratch / "daemon.json").write_text('{"netns-pool": 0}')
+    assert config.load(scratch).pool_size == 0
+    (scratch / "daemon.json").unlink()
+    assert config.load(scratch).pool_size == config.DEFAULT_POOL == 2
