@@ -59,12 +59,13 @@ def mark(work: str) -> None:
 
 
 def may_be_metacopy(st: os.stat_result) -> bool:
-    """Cheap pre-check: a metacopy file has no data blocks of its own.
+    """Only regular files can be metacopy files; each one then costs a getxattr.
 
-    Only files that pass it pay for the getxattr; an empty file always does (the kernel
-    writes empty metacopy files too, and a write to one must drop the xattr).
+    The block count is no shortcut: xattrs that do not fit in the inode take a block of
+    their own that st_blocks counts (ext4, xfs), so a small metacopy file with a few
+    xattrs looks as if it had its data.
     """
-    return stat.S_ISREG(st.st_mode) and (st.st_size == 0 or st.st_blocks * 512 < st.st_size)
+    return stat.S_ISREG(st.st_mode)
 
 
 def is_metacopy(path: str) -> bool:
