@@ -20,6 +20,9 @@ import stat
 from pydock.fuse_union.stack import PRIVATE_PREFIX
 
 _CHUNK = 1 << 30
+_RENAME_EXCHANGE = 2  # <linux/fs.h>; Python 3.11's os has no renameat2
+_AT_FDCWD = -100
+_libc = None
 
 
 def copy_xattrs(src: str, dst: str) -> None:
@@ -103,3 +106,15 @@ def copy_up_dir(src: str, dst: str) -> None:
         with contextlib.suppress(OSError):
             os.rmdir(dst)
         raise
+
+
+def rename_exchange(a: str, b: str) -> None:
+    """Swap two names atomically: renameat2(2) with RENAME_EXCHANGE, via libc (ctypes)."""
+    import ctypes
+
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), a, None, b)

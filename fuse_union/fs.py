@@ -561,17 +561,33 @@ class UnionFS(pyfuse3.Operations):
                 self._node(parent_inode_new), os.fsdecode(name_new), flags,
             )  # fmt: skip
 
+    def _movable(self, found: st_.Found) -> None:
+        """Without redirect_dir overlay cannot move a directory that has lower parts."""
+        if found.is_dir and (found.layer != self.upper or len(found.dirlayers) > 1):
+            raise _fail(errno.EXDEV)
+
+    def _node_of(self, rel: str, found: st_.Found) -> Node:
+        ino = self.by_key.get((found.st.st_dev, found.st.st_ino))
+        node = self.nodes.get(ino) if ino is not None else None
+        if node is None:
+            node = self._node_for(rel, found)
+        node.paths.add(rel)
+        return node
+
     async def _rename(self, op: Node, old: str, np_: Node, new: str, flags: int) -> None:
         self._writable()
-        if flags & ~pyfuse3.RENAME_NOREPLACE:
-            raise _fail(errno.EINVAL)  # RENAME_EXCHANGE/WHITEOUT are not implemented
+        # overlay accepts these two and refuses RENAME_WHITEOUT from its users (EINVAL); the
+        # VFS already refused NOREPLACE|EXCHANGE together and EXCHANGE with a missing target
+        if flags & ~(pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE):
+            raise _fail(errno.EINVAL)
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            await self._exchange(op, old, np_, new)
+            return
         src = self._resolve(op, old).found
         if src is None:
             raise _fail(errno.ENOENT)
         assert self.upper is not None
-        # Without redirect_dir overlay cannot move a directory that has lower parts.
-        if src.is_dir and (src.layer != self.upper or len(src.dirlayers) > 1):
-            raise _fail(errno.EXDEV)
+        self._movable(src)
         old_rel, new_rel = _join(op.path, old), _join(np_.path, new)
         dres = self._resolve(np_, new)
         dst = dres.found
@@ -590,11 +606,7 @@ class UnionFS(pyfuse3.Operations):
                 )
                 if entries:
                     raise _fail(errno.ENOTEMPTY)
-        src_ino = self.by_key.get((src.st.st_dev, src.st.st_ino))
-        src_node = self.nodes.get(src_ino) if src_ino is not None else None
-        if src_node is None:
-            src_node = self._node_for(old_rel, src)
-        src_node.paths.add(old_rel)
+        src_node = self._node_of(old_rel, src)
         if not src.is_dir:
             await self._copy_up(src_node, rel=old_rel)
         await self._upper_dir(op.path)
@@ -623,6 +635,39 @@ class UnionFS(pyfuse3.Operations):
                 else:
                     dnode.paths.discard(new_rel)
         self._moved(src_node, old_rel, new_rel)
+
+    async def _exchange(self, op: Node, old: str, np_: Node, new: str) -> None:
+        """renameat2(RENAME_EXCHANGE): both names stay taken, so no whiteout is needed.
+
+        As overlay does it: both objects must be movable (EXDEV for a directory with lower
+        parts), both are copied up (a metacopy is completed), the swap is one
+        RENAME_EXCHANGE in the upper layer, and a pure-upper directory that lands in a
+        merged parent is made opaque first so lower entries of its new name stay hidden.
+        """
+        src = self._resolve(op, old).found
+        dst = self._resolve(np_, new).found
+        if src is None or dst is None:
+            raise _fail(errno.ENOENT)
+        self._movable(src)
+        self._movable(dst)
+        old_rel, new_rel = _join(op.path, old), _join(np_.path, new)
+        if (dst.st.st_dev, dst.st.st_ino) == (src.st.st_dev, src.st.st_ino):
+            return  # two names of one file
+        src_node = self._node_of(old_rel, src)
+        await self._copy_up(src_node, rel=old_rel)
+        await self._upper_dir(np_.path)
+        dst_node = self._node_of(new_rel, dst)
+        await self._copy_up(dst_node, rel=new_rel)
+        src_real, dst_real = self._upper_path(old_rel), self._upper_path(new_rel)
+        if src.is_dir and not st_.is_opaque(src_real) and len(np_.dirlayers) > 1:
+            os.setxattr(src_real, st_.OPAQUE_XATTR, b"y")
+        if dst.is_dir and not st_.is_opaque(dst_real) and len(op.dirlayers) > 1:
+            os.setxattr(dst_real, st_.OPAQUE_XATTR, b"y")
+        copyup.rename_exchange(src_real, dst_real)
+        swap = "\0exchange"  # no real path has a NUL in it
+        self._moved(src_node, old_rel, swap)
+        self._moved(dst_node, new_rel, old_rel)
+        self._moved(src_node, swap, new_rel)
 
     def _moved(self, node: Node, old: str, new: str) -> None:
         node.paths = {new if p == old else p for p in node.paths}

@@ -17,6 +17,7 @@ difference, see fuse_union/fs.py).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat
@@ -81,6 +82,16 @@ def lowers() -> Iterator[list[str]]:
         yield build_lowers(base)
 
 
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4  # <linux/fs.h>
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(a: str, b: str, flags: int) -> None:
+    if _libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 path = st.sampled_from(PATHS)
 data = st.binary(max_size=40)
 OPS = st.one_of(
@@ -89,6 +100,7 @@ OPS = st.one_of(
     st.tuples(st.just("append"), path, data),
     st.tuples(st.just("truncate"), path, st.integers(0, 6000)),
     st.tuples(st.just("rename"), path, path),
+    st.tuples(st.just("rename2"), path, path, st.sampled_from([RENAME_NOREPLACE, RENAME_EXCHANGE])),
     st.tuples(st.just("unlink"), path),
     st.tuples(st.just("mkdir"), path, st.sampled_from([0o755, 0o700, 0o2775, 0o1777])),
     st.tuples(st.just("rmdir"), path),
@@ -140,6 +152,8 @@ def apply(root: str, op: tuple) -> str:
             os.truncate(p(args[0]), args[1])
         elif kind == "rename":
             os.rename(p(args[0]), p(args[1]))
+        elif kind == "rename2":
+            renameat2(p(args[0]), p(args[1]), args[2])
         elif kind == "unlink":
             os.unlink(p(args[0]))
         elif kind == "mkdir":
@@ -220,12 +234,26 @@ def test_random_sequences_match_kernel(lowers: list[str], ops: list[tuple]) -> N
         [("chmod", "a", 0o600), ("rename", "a", "sub/new"), ("chmod", "sub/new", 0o644)],
         [("removexattr", "c", "user.c"), ("unlink", "c"), ("create", "c", b"again")],
         [("chmod", "sub/x", 0o600), ("create", "sub/x", b"trunc")],
+        # a small metacopy file whose xattrs take a block: it has st_blocks all the same
+        [("setxattr", "c", "user.a", b"")],
         [("setxattr", "a", "user.a", b"v"), ("removexattr", "a", "user.who")],
         [("removexattr", "c", "user.c"), ("setxattr", "c", "trusted.t", b"3")],
         [("symlink", "a", "wh"), ("mknod", "gone", "chr"), ("rename", "lnk", "gone")],
         [("mkdir", "wh", 0o755), ("create", "wh/in", b"1"), ("rename", "wh/in", "opq/old")],
         [("link", "fifo", "new"), ("unlink", "fifo"), ("rename", "new", "fifo")],
         [("create", "new", b"1"), ("link", "new", "new2"), ("unlink", "new")],
+        # renameat2 flags
+        [("rename2", "a", "c", RENAME_NOREPLACE), ("rename2", "a", "new", RENAME_NOREPLACE)],
+        [("rename2", "a", "sub/x", RENAME_EXCHANGE), ("append", "a", b"!")],
+        [("rename2", "a", "new", RENAME_EXCHANGE), ("rename2", "a", "a", RENAME_EXCHANGE)],
+        [("rename2", "sub", "a", RENAME_EXCHANGE), ("rename2", "a", "opq", RENAME_EXCHANGE)],
+        [("mkdir", "nd", 0o755), ("rename2", "nd", "sub/x", RENAME_EXCHANGE)],
+        [("mkdir", "up", 0o700), ("mkdir", "nd", 0o755), ("rename2", "up", "nd", RENAME_EXCHANGE)],
+        [("mkdir", "new", 0o755), ("create", "new/in", b"1"), ("rename2", "new", "sub/deep", 2)],
+        [("chmod", "sub/y", 0o600), ("rename2", "sub/y", "fifo", RENAME_EXCHANGE)],
+        [("rename2", "lnk", "wh", RENAME_EXCHANGE), ("rename2", "c", "gone", RENAME_EXCHANGE)],
+        [("mkdir", "new", 0o755), ("rename2", "new", "sub/z", RENAME_EXCHANGE), ("rmdir", "new")],
+        [("rename2", "a", "c", RENAME_WHITEOUT), ("rename2", "a", "c", 3)],
     ],
     ids=lambda ops: "+".join(o[0] for o in ops),
 )
