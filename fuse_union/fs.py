@@ -814,6 +814,11 @@ class UnionFS(pyfuse3.Operations):
     async def setxattr(
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:  # noqa: E501
+        # XATTR_CREATE/XATTR_REPLACE never reach us: pyfuse3 (3.5) keeps the flags and
+        # checks them itself with a getxattr call before this one (EEXIST / ENODATA, as
+        # the kernel answers). That check and this set are two requests' worth of work
+        # apart, so two racing XATTR_CREATEs of one name can both succeed; passing the
+        # flags on to os.setxattr would close that, and needs pyfuse3 to hand them over.
         node = self._node(inode)
         async with self.lock:
             await self._copy_up(node, meta=True)

@@ -108,7 +108,10 @@ OPS = st.one_of(
     st.tuples(st.just("link"), path, path),
     st.tuples(st.just("chmod"), path, st.sampled_from([0o600, 0o644, 0o4755, 0o2711, 0o1777])),
     st.tuples(st.just("chown"), path, st.sampled_from([0, 1000, 65534]), st.sampled_from([0, 7])),
-    st.tuples(st.just("setxattr"), path, st.sampled_from(["user.a", "user.b", "trusted.t"]), data),
+    st.tuples(
+        st.just("setxattr"), path, st.sampled_from(["user.a", "user.b", "user.c", "trusted.t"]),
+        data, st.sampled_from([0, os.XATTR_CREATE, os.XATTR_REPLACE]),
+    ),
     st.tuples(st.just("removexattr"), path, st.sampled_from(["user.a", "user.c", "trusted.t"])),
     st.tuples(st.just("mknod"), path, st.sampled_from(["fifo", "chr", "sock", "reg"])),
 )  # fmt: skip
@@ -169,7 +172,8 @@ def apply(root: str, op: tuple) -> str:
         elif kind == "chown":
             os.chown(p(args[0]), args[1], args[2], follow_symlinks=False)
         elif kind == "setxattr":
-            os.setxattr(p(args[0]), args[1], args[2], follow_symlinks=False)
+            flags = args[3] if len(args) > 3 else 0
+            os.setxattr(p(args[0]), args[1], args[2], flags, follow_symlinks=False)
         elif kind == "removexattr":
             os.removexattr(p(args[0]), args[1], follow_symlinks=False)
         elif kind == "mknod":
@@ -234,6 +238,9 @@ def test_random_sequences_match_kernel(lowers: list[str], ops: list[tuple]) -> N
         [("chmod", "a", 0o600), ("rename", "a", "sub/new"), ("chmod", "sub/new", 0o644)],
         [("removexattr", "c", "user.c"), ("unlink", "c"), ("create", "c", b"again")],
         [("chmod", "sub/x", 0o600), ("create", "sub/x", b"trunc")],
+        # setxattr flags (pyfuse3 checks them with a getxattr before calling setxattr)
+        [("setxattr", "c", "user.c", b"x", os.XATTR_CREATE), ("setxattr", "a", "user.n", b"", 2)],
+        [("setxattr", "c", "user.c", b"x", os.XATTR_REPLACE), ("setxattr", "c", "user.d", b"", 1)],
         # a small metacopy file whose xattrs take a block: it has st_blocks all the same
         [("setxattr", "c", "user.a", b"")],
         [("setxattr", "a", "user.a", b"v"), ("removexattr", "a", "user.who")],
