@@ -15,10 +15,11 @@ bridge from ``network create`` to ``network rm``, as Docker's do. The root's nft
 table goes away with its last rule.
 
 With a namespace pool (``"netns-pool"`` in daemon.json, see pool.py) a start claims a
-ready namespace instead and imports no netlink code; teardown is stdlib-only either way
-(umount of the namespace, which takes the veth pair with it; rtnl.py for a bridge). A
-non-empty pool keeps the default bridge up after its last container: ``network prune``
-drains the pools and brings idle bridges down.
+ready namespace instead and imports no netlink code, and teardown gives it back when the
+container cannot have changed it; teardown is stdlib-only either way (umount of the
+namespace, which takes the veth pair with it; rtnl.py for a bridge). A non-empty pool
+keeps the default bridge up after its last container: ``network prune`` drains the pools
+and brings idle bridges down.
 """
 
 from __future__ import annotations

@@ -6,9 +6,12 @@ keeps up to N entries made in advance: a named namespace ``<root>/netns/pool-<he
 lo up and ``eth0`` (address leased from the IPAM, MAC, MTU, default route), its veth peer
 ``vp<hex>0`` up on the bridge. A start claims one by moving its record from the network's
 ``Pool`` list to the container's entry under the store lock (stdlib only) and joins it by
-path; the replacement is made later by :func:`refill`, in a background process forked
-after the container has started (:func:`refill_after_start`) that waits for the
-starting command to exit before it works.
+path. At teardown the namespace goes back to the pool if the container can have left
+nothing in it (:func:`recyclable`, :func:`give_back`): sequential starts then reuse a
+few namespaces and nothing is made or destroyed. Otherwise a replacement is made by
+:func:`refill`, in a background process forked once the container has started
+(:func:`refill_after_start`) or after its teardown, which waits for the starting command
+to exit before it works.
 
 Crash safety. An entry is added to ``Pool`` with ``"Pending": true`` (its address leased,
 so no start can take that address) before any kernel work, and loses the flag only after
@@ -18,9 +21,10 @@ an flock the kernel drops with a dead holder: so whoever holds it knows that any
 entry it sees belongs to a refill that died, and destroys it (:func:`reconcile_locked`),
 along with namespace files under ``<root>/netns`` that no record names.
 
-A claim adds one to the network's ``PoolDebt``; an empty pool sets it to N. Refill makes
-entries only while there is debt and room, and ``prune``/``rm`` zero it, so a refill that
-runs after the pool was drained does not bring it back.
+A claim adds one to the network's ``PoolDebt``, an entry given back takes one off, an
+empty pool sets it to N. Refill makes entries only while there is debt and room, and
+``prune``/``rm`` zero it, so a refill that runs after the pool was drained does not
+bring it back.
 
 Lifecycle: a non-empty pool keeps the default bridge up after its last container (else
 every sequential ``run --rm`` would find it empty); ``pydock network prune`` drains every
