@@ -76,9 +76,7 @@ def write_inplace(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def write_all(
-    cdir: Path, hostname: str, own: list[tuple[str, str]], peers: list[tuple[str, str]]
-) -> None:
+def write_all(cdir: Path, hostname: str, hosts: str) -> None:
     write_inplace(cdir / "hostname", hostname + "\n")
     write_inplace(cdir / "resolv.conf", resolv_text())
-    write_inplace(cdir / "hosts", hosts_text(own, peers))
+    write_inplace(cdir / "hosts", hosts)

@@ -329,8 +329,7 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
                 from . import nft
 
                 nft.add_ports(sess.nft, cfg.table, cid, ep["IPAddress"], ports)
-            etcfiles.write_all(cdir, rec["Config"]["Hostname"], [], [])
-            etcfiles.write_inplace(cdir / "hosts", hosts_for(st, cid))
+            etcfiles.write_all(cdir, rec["Config"]["Hostname"], hosts_for(st, cid))
             _refresh_hosts(engine.root, st, [net["Name"]], skip=cid)
     except BaseException:
         sess.close()
