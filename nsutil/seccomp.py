@@ -231,6 +231,13 @@ def program(cfg: dict, cache_dir: str | None = CACHE_DIR) -> bytes:
     return prog
 
 
+def remember(cfg: dict, prog: bytes) -> None:
+    """Memoize ``prog`` as the program of ``cfg``: a process that received both (a held
+    init, see spawn.prefork) installs it without compiling or reading the cache."""
+    global _memo
+    _memo = (cfg, prog)
+
+
 def load(cfg: dict, cache_dir: str | None = CACHE_DIR) -> None:
     """Install the filter ``cfg`` describes into the calling process (and its children).
 

@@ -63,6 +63,119 @@ def _exit_code_for(stage: str, err: int) -> int:
     return EXIT_NOT_FOUND if err == ENOENT else EXIT_CANNOT_EXEC
 
 
+#: namespaces a held init makes while it waits: new ones, like a spec's, only made early
+#: (a network namespace with lo up costs ~1 ms); a spec must ask for all of them
+_PREMADE = ("network", "uts", "ipc")
+
+#: largest spec a held init accepts (a SOCK_SEQPACKET message; Docker's seccomp profile
+#: makes a spec of ~30 KiB)
+_MAX_SPEC = 1 << 20
+
+
+class Held:
+    """A container's PID 1 forked before its spec is known (:func:`prefork`).
+
+    It sits in its new pid namespace, waiting on ``chan`` for the spec and its stdio; the
+    caller may move it into cgroups meanwhile, which is the point: joining a v1 cgroup
+    waits for an RCU grace period (milliseconds), paid here ahead of the start.
+    """
+
+    __slots__ = ("pid", "chan", "err_r", "sync_w", "pdeathsig")
+
+    def __init__(self, pid: int, chan, err_r: int, sync_w: int, pdeathsig: int | None) -> None:
+        self.pid = pid
+        self.chan = chan  # socket.socket (SOCK_SEQPACKET), the parent's end
+        self.err_r = err_r
+        self.sync_w = sync_w
+        self.pdeathsig = pdeathsig
+
+    def usable_for(self, spec: dict, pdeathsig: int | None) -> bool:
+        """Whether ``spec`` can start in this init: it must want exactly what was made
+        before the fork, a new pid namespace and no time namespace, and the same
+        parent-death signal."""
+        if self.chan is None or pdeathsig != self.pdeathsig:
+            return False
+        try:
+            ns = namespaces.plan((spec.get("linux") or {}).get("namespaces"))
+        except ValueError:
+            return False
+        return (
+            all(t in ns.new for t in ("pid", *_PREMADE))
+            and "time" not in ns.new
+            and "time" not in ns.join
+        )
+
+    def discard(self) -> None:
+        """Kill and reap the unused init and close its channels."""
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
+            os.close(self.err_r)
+            os.close(self.sync_w)
+            _kill_and_reap(self.pid)
+
+
+def prefork(*, pdeathsig: int | None = signal.SIGKILL) -> Held:
+    """Fork a container's PID 1 into a new pid namespace ahead of its spec.
+
+    :func:`spawn` with ``held=`` hands it the spec later; until then it blocks on a socket,
+    and it dies with its parent (``pdeathsig``, checked against a parent that died before
+    the prctl). Used by the start workers (engine/starter.py).
+    """
+    import socket
+
+    ns = namespaces.plan([{"type": "pid"}])
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = _fork_into_child_namespaces(ns, lambda: _held_child(
+            child_end, parent_end, sync_r, sync_w, err_r, err_w, pdeathsig))  # fmt: skip
+    except BaseException:
+        for fd in (err_r, err_w, sync_r, sync_w):
+            os.close(fd)
+        parent_end.close()
+        raise
+    finally:
+        child_end.close()
+    os.close(err_w)
+    os.close(sync_r)
+    return Held(pid, parent_end, err_r, sync_w, pdeathsig)
+
+
+def _held_child(
+    chan, other, sync_r: int, sync_w: int, err_r: int, err_w: int,
+    pdeathsig: int | None,
+) -> None:  # fmt: skip
+    """A held init: wait for the spec and stdio, then go on as :func:`_child`."""
+    import socket
+
+    try:
+        other.close()
+        if pdeathsig:
+            sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
+        sc.unshare(sum(namespaces.NAMESPACE_TYPES[t][0] for t in _PREMADE))
+        namespaces.loopback_up()
+        # A parent that died before the prctl took effect closed its end: recv sees EOF.
+        msg, fds, _, _ = socket.recv_fds(chan, _MAX_SPEC, 4)
+        chan.close()
+        if not msg or len(fds) < 3:
+            os._exit(EXIT_SETUP_FAILED)  # discarded: the parent closed the channel
+        size = int.from_bytes(msg[:8], "little")
+        spec = json.loads(msg[8 : 8 + size])
+        bpf = msg[8 + size :]
+        if bpf:  # compiled by the parent: the child only installs it (see spawn())
+            from pydock.nsutil import seccomp
+
+            seccomp.remember(spec["linux"]["seccomp"], bpf)
+        ns = namespaces.plan((spec.get("linux") or {}).get("namespaces"))
+    except BaseException:
+        os._exit(EXIT_SETUP_FAILED)
+    console = fds[3] if len(fds) > 3 else None
+    _child(spec, ns, (fds[0], fds[1], fds[2]), sync_r, sync_w, err_r, err_w, pdeathsig, console,
+           premade=_PREMADE)  # fmt: skip
+
+
 def spawn(
     spec: dict,
     *,
@@ -70,6 +183,7 @@ def spawn(
     stdio: tuple[int, int, int] = (0, 1, 2),
     pdeathsig: int | None = signal.SIGKILL,
     console_socket: int | None = None,
+    held: Held | None = None,
 ) -> int:
     """Start the container process described by ``spec``; return its host pid once it has
     exec'd. The caller owns the child: it must waitpid() it.
@@ -91,6 +205,9 @@ def spawn(
 
     ``root.path`` is used as given (relative paths against the caller's cwd); the engine
     passes absolute paths.
+
+    ``held``: an init made by :func:`prefork` (check :meth:`Held.usable_for` first) gets
+    the spec instead of a fresh fork; it is consumed either way.
     """
     process = spec.get("process") or {}
     if not process.get("args"):
@@ -118,18 +235,22 @@ def spawn(
     if process.get("terminal") and console_socket is not None:
         from pydock.nsutil import console  # noqa: F401 - the child cannot import after pivot_root
 
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = _fork_into_child_namespaces(ns, lambda: _child(spec, ns, stdio, sync_r, sync_w,
-                                                             err_r, err_w, pdeathsig,
-                                                             console_socket))  # fmt: skip
-    except BaseException:
-        for fd in (err_r, err_w, sync_r, sync_w):
-            os.close(fd)
-        raise
-    os.close(err_w)
-    os.close(sync_r)
+    if held is not None:
+        pid, err_r, sync_w = _release(held, spec, stdio, console_socket)
+    else:
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = _fork_into_child_namespaces(ns, lambda: _child(spec, ns, stdio, sync_r,
+                                                                 sync_w, err_r, err_w,
+                                                                 pdeathsig,
+                                                                 console_socket))  # fmt: skip
+        except BaseException:
+            for fd in (err_r, err_w, sync_r, sync_w):
+                os.close(fd)
+            raise
+        os.close(err_w)
+        os.close(sync_r)
     try:
         try:
             if on_forked is not None:
@@ -151,6 +272,36 @@ def spawn(
         raise SpawnError(int(info["errno"]), str(info["stage"]), str(info["message"]))
     except (ValueError, KeyError, TypeError):
         raise SpawnError(0, "init", report.decode(errors="replace")) from None
+
+
+def _release(
+    held: Held, spec: dict, stdio: tuple[int, int, int], console_socket: int | None
+) -> tuple[int, int, int]:
+    """Send a held init its spec and fds; return (pid, err_r, sync_w) as a fork would."""
+    import socket
+
+    if held.chan is None:
+        raise SpawnError(EINVAL, "init", "the prepared init was already used")
+    fds = list(stdio)
+    if (spec.get("process") or {}).get("terminal") and console_socket is not None:
+        fds.append(console_socket)
+    doc = json.dumps(spec).encode()
+    bpf = b""
+    if (spec.get("linux") or {}).get("seccomp"):
+        from pydock.nsutil import seccomp
+
+        bpf = seccomp.program(spec["linux"]["seccomp"])  # memoized: compiled by spawn()
+    chan, held.chan = held.chan, None
+    try:
+        socket.send_fds(chan, [len(doc).to_bytes(8, "little"), doc, bpf], fds)
+    except OSError as e:
+        os.close(held.err_r)
+        os.close(held.sync_w)
+        _kill_and_reap(held.pid)
+        raise SpawnError(e.errno or 0, "init", f"the prepared init is gone: {e.strerror}") from None
+    finally:
+        chan.close()
+    return held.pid, held.err_r, held.sync_w
 
 
 def _read_all(fd: int) -> bytes:
@@ -218,8 +369,10 @@ def _child(
     err_w: int,
     pdeathsig: int | None,
     console_socket: int | None,
+    premade: tuple[str, ...] = (),
 ) -> None:
-    """The container's init, from fork to execve. Never returns."""
+    """The container's init, from fork to execve. Never returns. ``premade``: new
+    namespaces it already unshared (a held init's)."""
     stage = _Stage()
     code = EXIT_SETUP_FAILED
     try:
@@ -231,7 +384,7 @@ def _child(
         if (spec.get("process") or {}).get("terminal") and console_socket is None:
             stage.name = "terminal"
             _controlling_terminal()
-        _init(spec, ns, stage, pdeathsig, err_w, sync_r, console_socket)
+        _init(spec, ns, stage, pdeathsig, err_w, sync_r, console_socket, premade)
     except BaseException as e:
         err = getattr(e, "errno", None) or 0
         if stage.name == "exec":
@@ -289,6 +442,7 @@ def _init(
     err_w: int,
     sync_r: int,
     console_socket: int | None = None,
+    premade: tuple[str, ...] = (),
 ) -> None:
     process = spec.get("process") or {}
     linux = spec.get("linux") or {}
@@ -299,11 +453,11 @@ def _init(
             namespaces.join(t, ns.join[t])
 
     stage.name = "unshare"
-    flags = ns.new_flags("mount", "uts", "ipc", "network")
+    flags = ns.new_flags(*(t for t in ("mount", "uts", "ipc", "network") if t not in premade))
     if flags:
         sc.unshare(flags)
 
-    if "network" in ns.new:
+    if "network" in ns.new and "network" not in premade:
         stage.name = "network"
         namespaces.loopback_up()
 
