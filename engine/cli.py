@@ -18,8 +18,9 @@ import sys
 
 from .. import __version__
 from ..drivers.base import DriverError
+from .client import DEFAULT_ROOT, command_word
 from .cliutil import HANDLERS, ArgError, Parser, eprint
-from .engine import DEFAULT_ROOT, Engine
+from .engine import Engine
 from .errors import EngineError
 
 #: command word -> the module (in pydock.engine) that registers it
@@ -41,33 +42,15 @@ COMMAND_MODULES: dict[str, str] = {
     "system": "cmd_lifecycle",
 }  # fmt: skip
 
-#: global options that take a value (so the command word is found after them)
-_GLOBAL_VALUED = {"--root", "-s", "--storage-driver", "--storage-opt", "-l", "--log-level"}
-
-
-def command_word(argv: list[str]) -> str | None:
-    """The subcommand in ``argv``, skipping global options; None if there is none."""
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in _GLOBAL_VALUED:
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
 
 def build_parser(command: str | None = None) -> Parser:
     """The parser with the global options and the subcommands of ``command``'s module
     (every module when ``command`` is None or unknown, for help and error messages)."""
     p = Parser(prog="pydock", description="A container engine in Python.")
-    p.add_argument(
-        "--root",
-        default=os.environ.get("PYDOCK_ROOT", DEFAULT_ROOT),
-        help=f"root of pydock's stores (default {DEFAULT_ROOT})",
-    )
-    p.add_argument("-s", "--storage-driver", default=os.environ.get("PYDOCK_STORAGE_DRIVER"))
+    # Environment defaults are applied in main(), not here: a start worker builds the
+    # parser once, before it knows its client's environment.
+    p.add_argument("--root", help=f"root of pydock's stores ($PYDOCK_ROOT, default {DEFAULT_ROOT})")
+    p.add_argument("-s", "--storage-driver", help="$PYDOCK_STORAGE_DRIVER, default automatic")
     p.add_argument("--storage-opt", action="append", default=[])
     p.add_argument(
         "-l", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"]
@@ -93,14 +76,21 @@ def _storage_opts(items: list[str]) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
+    """Run one command line; ``parser``: one built ahead by build_parser() for this
+    command word (a start worker's), else it is built here."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(command_word(argv))
+    if parser is None:
+        parser = build_parser(command_word(argv))
     try:
         a = parser.parse_args(argv)
     except ArgError as e:
         eprint(f"pydock: {e}")
         return 125
+    if a.root is None:
+        a.root = os.environ.get("PYDOCK_ROOT", DEFAULT_ROOT)
+    if a.storage_driver is None:
+        a.storage_driver = os.environ.get("PYDOCK_STORAGE_DRIVER")
     if a.version:
         print(f"pydock version {__version__}")
         return 0
@@ -138,15 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         return 125 if a.cmd in ("run", "create") else 1
 
 
-def entry() -> None:
-    """The console script: :func:`main`, then an exit without interpreter teardown.
+def finish(main_fn) -> int:
+    """Run ``main_fn`` as the process's command: its exit code, with argparse's exits
+    turned into codes, atexit handlers run and stdio flushed (the caller then os._exit()s).
 
     CPython's finalization (module teardown, garbage collection of everything) takes
     around 10 ms at the end of ``pydock run`` and releases nothing the kernel would not.
-    atexit handlers run and stdio is flushed first, so nothing written is lost.
     """
     try:
-        code = main()
+        code = main_fn()
     except SystemExit as e:  # argparse's --help and friends
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if isinstance(e.code, str):
@@ -159,7 +149,13 @@ def entry() -> None:
             f.flush()
         except (OSError, ValueError):
             pass  # a closed or broken pipe: nothing more can be written anyway
-    os._exit(code)
+    return code
+
+
+def entry() -> None:
+    """:func:`main` as a program, without interpreter teardown (see :func:`finish`). The
+    console script is engine/client.py's, which first tries a start worker."""
+    os._exit(finish(main))
 
 
 if __name__ == "__main__":

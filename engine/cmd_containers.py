@@ -101,8 +101,9 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     )  # fmt: skip
     if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
         # Under a monitor: it outlives this command (detach keys, restart policies).
-        from . import shim
+        from . import prestart, shim
 
+        prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
         with engine.containers.lock(rec["Id"]):  # as `start` does (lifecycle.start)
             sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
         _refill_pools(engine, rec)

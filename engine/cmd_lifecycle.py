@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .cliutil import add_command, eprint
 from .engine import Engine
@@ -102,7 +103,7 @@ def cmd_exec(engine: Engine, a: argparse.Namespace) -> int:
 def cmd_system(engine: Engine, a: argparse.Namespace) -> int:
     handler = getattr(a, "system_handler", None)
     if handler is None:
-        eprint("Usage: pydock system COMMAND (boot)")
+        eprint("Usage: pydock system COMMAND (boot, warm)")
         return 1
     return handler(engine, a)
 
@@ -113,6 +114,26 @@ def cmd_system_boot(engine: Engine, a: argparse.Namespace) -> int:
 
     for name in lifecycle.boot(engine):
         print(name)
+    return 0
+
+
+def cmd_system_warm(engine: Engine, a: argparse.Namespace) -> int:
+    """Fill the start pool now (daemon.json "start-pool", or -n), or empty it (--stop)."""
+    from . import prestart, starter
+
+    root = str(engine.root)
+    if a.stop:
+        print(f"stopped {starter.stop(root)} start worker(s)")
+        return 0
+    want = a.count if a.count is not None else prestart.pool_size(root)
+    if not 0 <= want <= prestart.MAX_POOL:
+        eprint(f"pydock: -n must be between 0 and {prestart.MAX_POOL}")
+        return 1
+    print(f"started {starter.fill(root, want)} start worker(s)")
+    err = os.path.join(starter.pool_dir(root), "last-error")
+    if os.path.exists(err):
+        with open(err) as f:
+            eprint(f"pydock: last start worker failure: {f.readline().strip()}")
     return 0
 
 
@@ -150,3 +171,8 @@ def setup(sub) -> None:
     boot = ssub.add_parser("boot", help="start containers whose restart policy applies "
                                         "after an engine or host restart")  # fmt: skip
     boot.set_defaults(system_handler=cmd_system_boot)
+    warm = ssub.add_parser("warm", help="start workers that make the next `run`s fast "
+                                        "(daemon.json start-pool), or stop them")  # fmt: skip
+    warm.add_argument("-n", "--count", type=int, help="workers to keep (default: start-pool)")
+    warm.add_argument("--stop", action="store_true", help="stop every start worker")
+    warm.set_defaults(system_handler=cmd_system_warm)

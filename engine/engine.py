@@ -19,13 +19,14 @@ from pathlib import Path
 from ..drivers import registry
 from ..drivers.base import Driver, DriverError, DriverOptions
 from . import containers as cstore
+from . import prestart
 from . import spec as specmod
+from .client import DEFAULT_ROOT
 from .containers import ContainerStore, alive, me, now
 from .errors import Conflict, EngineError, InvalidInput, NotFound
 from .fsutil import read_json, write_json
 from .images import ImageStore, short_id, store_name
 
-DEFAULT_ROOT = "/var/lib/pydock"
 LOST_EXIT_CODE = 255  # Docker reports containers lost with their engine as Exited (255)
 
 
@@ -137,7 +138,7 @@ class Engine:
                 125,
             )
         driver = self.driver()
-        cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
+        cid = prestart.container_id()
         # The shared lock pins the image: rmi takes it exclusively and checks containers.
         self.images.lock.acquire(shared=True)
         vlock = None  # pins the container's volumes until its record names them

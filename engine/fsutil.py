@@ -73,6 +73,17 @@ class FileLock:
         self.fd = fd
         return self
 
+    def try_acquire(self) -> bool:
+        """Take the lock exclusively unless someone holds it (then False, at once)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock

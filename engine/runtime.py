@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ..cgroupfs import Cgroup
 from ..nsutil.spawn import spawn
-from . import trace
+from . import prestart, trace
 
 FORWARDED_SIGNALS = (
     signal.SIGINT,
@@ -48,14 +48,21 @@ def start(spec: dict, stdio: tuple[int, int, int], console: int | None = None) -
     ``console_socket`` (``-t``).
     """
     linux = spec.get("linux") or {}
-    cg = Cgroup(linux.get("cgroupsPath") or "pydock-anonymous")
+    path = linux.get("cgroupsPath") or "pydock-anonymous"
+    ready = prestart.take(path, spec, signal.SIGKILL)
+    # a start worker's cgroup, made ahead, with (usually) the init already in it
+    cg, held = ready if ready is not None else (Cgroup(path), None)
     try:
-        cg.create()
+        if ready is None:
+            cg.create()
         resources = linux.get("resources")
         if resources:
             cg.apply(resources)
         trace.mark("cgroup")
-        pid = spawn(spec, on_forked=cg.attach, stdio=stdio, console_socket=console)
+        pid = spawn(
+            spec, on_forked=None if held else cg.attach, stdio=stdio, console_socket=console,
+            held=held,
+        )  # fmt: skip
         trace.mark("exec")
     except BaseException:
         _drain(cg)
@@ -76,6 +83,9 @@ def wait(
     if forward_signals:
         for sig in FORWARDED_SIGNALS:
             old[sig] = signal.signal(sig, lambda s, _f: _kill(running.pid, s))
+        # A start worker blocks these until now (starter.py): what arrived meanwhile is
+        # delivered here, to the handlers above.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
     try:
         if during is not None:
             during()

@@ -1,0 +1,105 @@
+"""The container a start worker prepared before its ``run`` arrived (engine/starter.py).
+
+A worker makes a container id, its cgroup and its PID 1 (:func:`pydock.nsutil.spawn.prefork`,
+already moved into the cgroup) while idle; the ``run`` it then serves takes them through
+this module: :func:`container_id` for the record, :func:`take` for the start. Anything the
+run did not use is undone by the worker. In a process that is not a worker, ``current`` is
+None and both fall back to the ordinary path. Stdlib only: this is on the start path.
+"""
+
+from __future__ import annotations
+
+import os
+
+MAX_POOL = 16
+DEFAULT_IDLE = 1800.0
+
+
+class Prepared:
+    """A container id with its cgroup (``pydock.cgroupfs.Cgroup``) and held init."""
+
+    __slots__ = ("cid", "cgroup", "held", "id_taken")
+
+    def __init__(self, cid: str, cgroup, held) -> None:
+        self.cid = cid
+        self.cgroup = cgroup
+        self.held = held  # pydock.nsutil.spawn.Held, None once handed to spawn()
+        self.id_taken = False
+
+    def discard(self) -> None:
+        """Kill the unused init and remove the unused cgroup."""
+        if self.held is not None:
+            self.held.discard()
+            self.held = None
+        if self.cgroup is not None:
+            self.cgroup.destroy()
+            self.cgroup = None
+
+    def forget(self) -> None:
+        """In a forked copy of the worker: close the init's channels without touching it
+        (it belongs to the worker)."""
+        if self.held is not None:
+            self.held.chan.close()
+            os.close(self.held.err_r)
+            os.close(self.held.sync_w)
+            self.held = None
+        self.cgroup = None
+
+
+#: what this process's worker prepared, if it is one
+current: Prepared | None = None
+
+
+def pool_settings(root: str) -> tuple[int, float]:
+    """(start-pool size, idle seconds) from ``<root>/daemon.json``: no pool when absent
+    or invalid (engine/starter.py)."""
+    import json
+
+    try:
+        with open(os.path.join(root, "daemon.json"), "rb") as f:
+            cfg = json.load(f)
+        want = int(cfg.get("start-pool") or 0)
+        idle = float(cfg.get("start-pool-idle") or DEFAULT_IDLE)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0, DEFAULT_IDLE
+    return max(0, min(want, MAX_POOL)), max(idle, 1.0)
+
+
+def pool_size(root: str) -> int:
+    return pool_settings(root)[0]
+
+
+def container_id() -> str:
+    """A new container id: the prepared one, once, else 32 random bytes in hex (what
+    secrets.token_hex does, without its imports)."""
+    p = current
+    if p is not None and not p.id_taken:
+        p.id_taken = True
+        return p.cid
+    return os.urandom(32).hex()
+
+
+def drop() -> None:
+    """Undo what was prepared before a start that happens in another process (a monitor,
+    for ``run -d``/``-t``): that process makes the container's cgroup itself, by the same
+    name."""
+    if current is not None:
+        current.discard()
+
+
+def take(cgroups_path: str, spec: dict, pdeathsig: int | None):
+    """The prepared ``(cgroup, held init or None)`` if ``spec`` names the prepared cgroup
+    (its id's, no --cgroup-parent), else None.
+
+    An init that does not suit the spec's namespaces is discarded here (the start forks a
+    fresh one into the same, already made cgroup).
+    """
+    p = current
+    if p is None or p.cgroup is None or p.cgroup.path != cgroups_path:
+        return None
+    held, p.held = p.held, None
+    if held is not None and not held.usable_for(spec, pdeathsig):
+        held.discard()
+        held = None
+    cg, p.cgroup = p.cgroup, None
+    return cg, held

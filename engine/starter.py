@@ -1,0 +1,453 @@
+"""Start workers: ``pydock run`` served by a process that has already started.
+
+Most of a cold ``pydock run`` is spent before any container work: the interpreter, the
+imports, the parser (~45 ms), then joining the container's v1 cgroups, which waits for an
+RCU grace period (~9 ms). With ``"start-pool": N`` in ``<root>/daemon.json`` up to N
+workers wait in ``<root>/starters``, each a forked pydock that has imported the run path
+and prepared one container: an id, its cgroup and its PID 1 (nsutil.spawn.prefork, already
+in the cgroup, blocked until it gets a spec). The ``pydock`` client (engine/client.py)
+claims one and hands it its argv, cwd, environment, umask and stdio (SCM_RIGHTS); the worker
+runs the ordinary CLI with them (engine/cli.py ``main``) and answers the exit code. What the
+run could not use (another cgroup parent, other namespaces) is undone: the prepared init is
+only a head start, never a different behaviour. Like Docker's daemon, the worker, not the
+client, is the container's parent; signals sent to the client are forwarded to it.
+
+Protocol, on a SOCK_SEQPACKET socket bound at ``<pid>-<start>.sock`` (``start`` is field
+22 of /proc/<pid>/stat, so a recycled pid is never mistaken for the worker):
+  * claim: the client renames the socket to ``<pid>-<start>.claimed``; rename(2) is atomic,
+    so one client wins; a worker that wants to retire renames it to ``.retired`` first,
+    and a failed rename means a client has it;
+  * request: one message ``pydock-run/1 NUL origin NUL cwd NUL umask NUL n NUL argv... NUL
+    m NUL env... NUL imports_ns`` with fds 0, 1, 2 attached (``origin``: the client's
+    pydock.engine directory; a worker of another installation declines);
+  * reply: ``exit <code>``, or ``fallback`` (the worker's code changed on disk, another
+    installation, a request it cannot serve: the client runs the CLI itself).
+
+Each worker serves one run and exits. As it starts, it forks its successor in waiting (a
+pristine copy, no fork on the run's path); the successor goes on once its predecessor was
+claimed and has exited, so the refill does not compete with the run, and only while the
+code on disk is the code it runs. Idle workers retire after ``start-pool-idle``
+seconds (default 1800). ``pydock system warm`` fills the pool now, ``--stop`` empties it.
+
+The worker cleans up on SIGTERM and on its idle timeout; a worker killed with SIGKILL takes
+its init along (PR_SET_PDEATHSIG) and leaves an empty cgroup and a dead socket, which the
+next fill or ``--stop`` removes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from ..cgroupfs import Cgroup, CgroupError, own_paths
+from ..nsutil import spawn
+from . import prestart, trace
+from .client import command_word
+from .containers import proc_start_time
+from .fsutil import FileLock
+
+MAGIC = b"pydock-run/1"
+#: where this pydock is installed: a client of another installation sharing the root is
+#: sent back to its own code
+_ORIGIN = os.fsencode(os.path.dirname(os.path.abspath(__file__)))
+#: how long a successor waits for its predecessor's run to end before it prepares anyway
+SUCCESSOR_WAIT = 5.0
+_SOURCES = ("__init__.py", "engine/starter.py", "engine/cli.py")
+
+
+class Retire(Exception):
+    """SIGTERM or the idle timeout: clean up and exit."""
+
+
+def pool_dir(root: str) -> str:
+    return os.path.join(root, "starters")
+
+
+# -- the pool as seen from outside ---------------------------------------------------------
+
+
+def _entries(d: str) -> dict[str, list[str]]:
+    """Worker key ``<pid>-<start>`` -> its files in ``d``."""
+    out: dict[str, list[str]] = {}
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        key, dot, _ = name.partition(".")
+        if dot and "-" in key:
+            out.setdefault(key, []).append(name)
+    return out
+
+
+def _alive(key: str) -> bool:
+    pid, _, start = key.partition("-")
+    try:
+        return proc_start_time(int(pid)) == start
+    except (OSError, ValueError):
+        return False
+
+
+def _live_workers(d: str, exclude: str = "") -> int:
+    """Count live idle or preparing workers; remove the files of dead ones."""
+    n = 0
+    for key, names in _entries(d).items():
+        if key == exclude:
+            continue
+        if not _alive(key):
+            if key + ".cgroup" in names:
+                _remove_orphan_cgroup(os.path.join(d, key + ".cgroup"))
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(d, name))
+        elif any(n_.endswith((".sock", ".pending", ".claimed")) for n_ in names):
+            n += 1
+    return n
+
+
+def fill(root: str, want: int | None = None) -> int:
+    """Fork workers until ``want`` (daemon.json's start-pool) are idle or preparing.
+
+    Returns how many were forked. Called after a ``run`` that found no worker, and by
+    ``system warm``. Concurrent fills serialize on a lock and count each other's workers.
+    """
+    if want is None:
+        want, _ = prestart.pool_settings(root)
+    if want <= 0:
+        return 0
+    d = pool_dir(root)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    lock = FileLock(os.path.join(d, "fill.lock"))
+    if not lock.try_acquire():
+        return 0  # another fill is counting
+    try:
+        missing = want - _live_workers(d)
+        for _ in range(max(missing, 0)):
+            _fork_worker(root, None)
+        return max(missing, 0)
+    finally:
+        lock.release()
+
+
+def stop(root: str, timeout: float = 5.0) -> int:
+    """Retire every worker of ``root`` (SIGTERM, then SIGKILL after ``timeout``) and
+    remove what dead ones left; returns how many were running."""
+    d = pool_dir(root)
+    # Idle and preparing workers; a claimed one finishes its run (its successor then
+    # follows daemon.json's start-pool).
+    keys = [
+        k
+        for k, names in _entries(d).items()
+        if _alive(k) and any(n.endswith((".sock", ".pending")) for n in names)
+    ]
+    for key in keys:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(key.partition("-")[0]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(k) for k in keys) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for key in keys:
+        if _alive(key):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(key.partition("-")[0]), signal.SIGKILL)
+    while any(_alive(k) for k in keys) and time.monotonic() < deadline + timeout:
+        time.sleep(0.01)
+    _live_workers(d)  # sweeps what the dead left
+    return len(keys)
+
+
+def _remove_orphan_cgroup(record: str) -> None:
+    """The cgroup a worker that died without cleaning up (SIGKILL) had prepared; its init
+    died with it (pdeathsig), so the cgroup is empty."""
+    try:
+        with open(record) as f:
+            cg_path, own = f.read().split("\n", 1)
+        Cgroup(cg_path, own=_parse_own(own)).destroy()
+    except (OSError, ValueError, CgroupError):
+        pass
+
+
+def _parse_own(text: str) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+
+
+# -- the worker --------------------------------------------------------------------------
+
+
+def _fork_worker(root: str, predecessor: int | None, forget=None) -> None:
+    """Fork a detached worker (it is reparented to init when its creator exits).
+
+    ``forget()`` runs first in the child: it closes what the creator's objects hold, so
+    that the creator's sockets and pipes see EOF when the creator closes them.
+    """
+    pid = os.fork()
+    if pid:
+        return
+    code = 0
+    try:
+        if forget is not None:
+            forget()
+        _worker(root, predecessor)
+    except Retire:
+        pass
+    except BaseException as e:  # noqa: BLE001 - a worker has no terminal: it leaves a note
+        code = 1
+        _note_error(root, e)
+    finally:
+        os._exit(code)
+
+
+def _note_error(root: str, e: BaseException) -> None:
+    """Keep the last worker failure in ``<root>/starters/last-error`` (one line plus the
+    traceback), for ``system warm`` to show and for whoever wonders why runs are cold."""
+    import traceback
+
+    path = os.path.join(pool_dir(root), "last-error")
+    with contextlib.suppress(OSError), open(path, "w") as f:
+        f.write(f"{type(e).__name__}: {e}\n")
+        traceback.print_exception(e, file=f)
+
+
+def _detach() -> None:
+    """Leave the creator's session and stdio: a bench or shell waiting for the creator's
+    output must not wait for the worker too."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.chdir("/")
+    atexit._clear()  # the creator's handlers (trace, pool reaps) are not ours
+    trace.begin(None)
+    prestart.current = None
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def _on_term(_sig, _frame) -> None:
+    raise Retire()
+
+
+def _sources_stamp() -> tuple[int, ...]:
+    """mtimes of a few of pydock's own files: an upgrade or an edit changes them, and a
+    worker running the old code must not serve."""
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = []
+    for rel in _SOURCES:
+        try:
+            out.append(os.stat(os.path.join(base, rel)).st_mtime_ns)
+        except OSError:
+            out.append(0)
+    return tuple(out)
+
+
+#: the stamp of the code this process (and every worker forked from it) runs
+_LOADED = _sources_stamp()
+
+
+def _warm_imports() -> None:
+    """Import what a run needs, so the served run imports nothing."""
+    from ..nsutil import console, rootfs, seccomp  # noqa: F401 - the held init uses them
+    from ..overlay import driver  # noqa: F401
+    from . import cli, cmd_containers, monitor, runtime, shim, spec  # noqa: F401
+
+    global _parser
+    _parser = cli.build_parser("run")
+
+
+#: the ``run`` parser, built before the client's command line arrives
+_parser = None
+
+
+def _await_turn(predecessor: int) -> bool:
+    """As a successor in waiting: True once the predecessor was claimed (it writes "s")
+    and its run is over (EOF when it exits); False if it retired without serving."""
+    try:
+        if os.read(predecessor, 1) != b"s":
+            return False
+        select.select([predecessor], [], [], SUCCESSOR_WAIT)
+        return True
+    finally:
+        os.close(predecessor)
+
+
+def _worker(root: str, predecessor: int | None) -> None:
+    """One worker's life: (wait for its turn,) fork its own successor in waiting, prepare,
+    publish its socket, wait for a client or retirement, serve one run, exit."""
+    _detach()
+    d = pool_dir(root)
+    me = f"{os.getpid()}-{proc_start_time(os.getpid())}"
+    if predecessor is not None:
+        if not _await_turn(predecessor):
+            return
+        if prestart.pool_size(root) <= _live_workers(d, exclude=me):
+            return  # the pool was shrunk, or filled meanwhile
+        if _sources_stamp() != _LOADED:
+            return  # upgraded: the next fill starts workers of the new code
+    base = os.path.join(d, me)
+    prep: prestart.Prepared | None = None
+    # The successor is forked now, while this process is pristine (no client's state, no
+    # prepared container) and not on a run's path; it waits on the pipe.
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        _fork_worker(root, r, lambda: os.close(w))
+    finally:
+        os.close(r)
+    try:
+        _touch(base + ".pending")
+        _warm_imports()
+        prep = _prepare(base)
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        lsock.bind(base + ".tmp")
+        lsock.listen(1)
+        os.rename(base + ".tmp", base + ".sock")
+        os.unlink(base + ".pending")
+        conn = _wait_for_client(lsock, base, prestart.pool_settings(root)[1])
+    except Retire:
+        _cleanup(base, prep)
+        return
+    except BaseException:
+        _cleanup(base, prep)
+        raise
+    os.write(w, b"s")  # the successor takes over once this process exits (w closes)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(base + ".claimed")
+    lsock.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _serve(conn, prep)
+    finally:
+        conn.close()
+        _cleanup(base, prep)
+
+
+def _touch(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def _prepare(base: str) -> prestart.Prepared:
+    """The container id, its cgroup (recorded for cleanup after a crash) and its init."""
+    cid = os.urandom(32).hex()
+    cg = Cgroup(f"pydock-{cid}")
+    own = own_paths()
+    with open(base + ".cgroup", "w") as f:
+        f.write(cg.path + "\n" + "".join(f"{k}\t{v}\n" for k, v in own.items()))
+    cg.create()
+    prep = prestart.Prepared(cid, cg, None)
+    try:
+        prep.held = spawn.prefork()
+        cg.attach(prep.held.pid)
+    except BaseException:
+        prep.discard()
+        raise
+    return prep
+
+
+def _wait_for_client(lsock: socket.socket, base: str, idle: float) -> socket.socket:
+    deadline = time.monotonic() + idle
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            try:
+                os.rename(base + ".sock", base + ".retired")
+            except FileNotFoundError:
+                left = 5.0  # claimed just now: its client is connecting
+            else:
+                raise Retire()
+        ready, _, _ = select.select([lsock], [], [], left)
+        if ready:
+            conn, _ = lsock.accept()
+            return conn
+        if not os.path.exists(base + ".sock") and not os.path.exists(base + ".claimed"):
+            raise Retire()  # the pool directory was removed under us
+
+
+def _cleanup(base: str, prep: prestart.Prepared | None) -> None:
+    if prep is not None:
+        with contextlib.suppress(OSError, CgroupError):
+            prep.discard()
+    for ext in (".sock", ".claimed", ".retired", ".tmp", ".pending", ".cgroup"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(base + ext)
+
+
+def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
+    """Run the client's ``pydock`` command line as if we were its process.
+
+    The request is read before any answer: closing a unix socket with unread data resets
+    the connection, and the client would lose a ``fallback``.
+    """
+    got = time.perf_counter_ns()
+    msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    try:
+        uid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer_uid = int.from_bytes(uid[4:8], sys.byteorder)
+        fields = msg.split(b"\0")
+        if (
+            len(fds) != 3
+            or fields[0] != MAGIC
+            or fields[1] != _ORIGIN
+            or peer_uid not in (0, os.getuid())
+            or _sources_stamp() != _LOADED  # our code changed on disk (an upgrade)
+        ):
+            conn.send(b"fallback")
+            return
+        cwd, umask = fields[2], int(fields[3])
+        n = int(fields[4])
+        argv = [os.fsdecode(a) for a in fields[5 : 5 + n]]
+        m = int(fields[5 + n])
+        env = fields[6 + n : 6 + n + m]
+        imports_ns = int(fields[6 + n + m])
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    os.chdir(cwd)
+    os.umask(umask)
+    os.environ.clear()
+    for item in env:
+        k, _, v = item.partition(b"=")
+        os.environb[k] = v
+    sys.stdin = open(0, closefd=False, errors="surrogateescape")  # noqa: SIM115
+    # As CPython sets them up: stdout line-buffered on a terminal, stderr always.
+    sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    trace.begin(os.environ.get("PYDOCK_TRACE"), [("imports", imports_ns), ("handoff", got)])
+    prestart.current = prep
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    # The client forwards its signals to us from the moment it handed over; the container
+    # must get them even if they arrive before runtime.wait() proxies them (it unblocks).
+    from .runtime import FORWARDED_SIGNALS
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    from .cli import main
+
+    try:
+        code = main(argv, _parser if command_word(argv) == "run" else None)
+    except SystemExit as e:  # argparse's --help and friends
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    trace.flush()
+    # Let go of the client's stdio first: whoever reads its output waits for EOF, which
+    # comes only when every copy of the write end is closed, ours included.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    with contextlib.suppress(OSError):
+        conn.send(b"exit %d" % code)
+    atexit._run_exitfuncs()
