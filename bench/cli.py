@@ -6,6 +6,7 @@
     bench layer-sharing [--drivers ...] [--counts 1,10,100] ...
     bench scale         [--drivers ...] [--peers ...] [--idle 0,50,200] [--layers 1,10,...]
     bench pull          [--drivers ...] [--peers docker] [--layers 5] [--layer-mib 20]
+    bench fs-speed      [--runs N] [--read-mib 512]
 
 Defaults are small so a smoke run takes seconds; pass --runs for real numbers. Progress goes
 to stderr; with neither --json nor --markdown the Markdown report is printed.
@@ -41,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     _common(s, runs=10, warmup=2)
     s.add_argument("--peers", default="runc,crun,docker,podman,python")
     s.add_argument("--network", default="none", choices=["none", "bridge"])
+    s.add_argument("--start-pool", type=int, default=2, metavar="N",
+                   help="start workers kept ready (daemon.json start-pool; 0 = none); with N>0 "
+                        "the first driver is also measured without them")  # fmt: skip
 
     c = sub.add_parser("copy-up", help="first write / chmod / rename cost on lower files")
     _common(c, runs=3)
@@ -57,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--peers", default="runc,docker,podman")
     sc.add_argument("--idle", default="0,10", help="idle running containers (real: 0,50,200)")
     sc.add_argument("--layers", default="1,10,100", help="image layers (real: 1,10,100,200,500)")
+
+    fs = sub.add_parser("fs-speed", help="seq read, copy-up, find+stat: kernel vs FUSE unions")
+    _common(fs, runs=3)
+    fs.add_argument("--read-mib", type=int, default=512, help="size of the file read sequentially")
 
     pl = sub.add_parser("pull", help="pull a multi-layer image from a registry on 127.0.0.1")
     _common(pl, runs=3)

@@ -14,6 +14,7 @@ from pathlib import Path
 #: mark name -> the phase that ends at it, in run-path order
 PHASES: dict[str, str] = {
     "imports": "interpreter start + first imports",
+    "handoff": "hand-off to a start worker",
     "cmd_run": "pydock imports + CLI parse",
     "image": "lazy imports (monitor, spec, driver) + driver open + image resolve",
     "record": "container record + name",

@@ -19,7 +19,10 @@ def build_targets(a: argparse.Namespace):
     drivers = [d for d in a.drivers.split(",") if d]
     peers = [p for p in a.peers.split(",") if p]
     # Peers get the image through the first driver (the store's images are shared).
-    out = [Pydock(root, d, workdir, getattr(a, "network", "none")) for d in drivers]
+    net, pool = getattr(a, "network", "none"), getattr(a, "start_pool", 0)
+    out = [Pydock(root, d, workdir, net, pool) for d in drivers]
+    if pool and drivers:  # the cold start too: a first run, or no pool configured
+        out.append(Pydock(root, drivers[0], workdir, net, pool, pooled=False))
     out += [make(p, root, drivers[0] if drivers else "vfs", workdir) for p in peers]
     return out
 
@@ -33,6 +36,7 @@ def to_doc(a: argparse.Namespace, results: dict[str, Result], order: list[str]) 
             "drivers": a.drivers.split(","),
             "peers": a.peers.split(","),
             "network": a.network,
+            "start_pool": getattr(a, "start_pool", 0),
             "interleaved": True,
             "command": "run --rm --network none busybox true",
         },

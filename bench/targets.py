@@ -91,10 +91,18 @@ def pydock_bin() -> str:
 class Pydock(Target):
     kind = "pydock"
 
-    def __init__(self, root: Path, driver: str, workdir: Path, network: str = "none") -> None:
+    def __init__(
+        self, root: Path, driver: str, workdir: Path, network: str = "none", start_pool: int = 0,
+        pooled: bool = True,
+    ) -> None:  # fmt: skip
+        """``start_pool``: the root's daemon.json "start-pool" (engine/starter.py); a target
+        with ``pooled=False`` runs without the workers (PYDOCK_NO_START_POOL), the cold
+        start a first run or a machine without a pool sees."""
         self.root, self.driver, self.network = root, driver, network
-        self.name = f"pydock/{driver}"
-        self.trace_file = workdir / f"trace-{driver}.jsonl"
+        self.start_pool, self.pooled = start_pool, pooled and start_pool > 0
+        suffix = "" if self.pooled or not start_pool else " (no start pool)"
+        self.name = f"pydock/{driver}{suffix}"
+        self.trace_file = workdir / f"trace-{driver}{'-cold' if suffix else ''}.jsonl"
         self._idle: list[str] = []
 
     def prepare(self) -> None:
@@ -107,6 +115,10 @@ class Pydock(Target):
         except Exception as e:  # noqa: BLE001 - any failure is this target's reason
             raise Unavailable(f"storage driver {self.driver}: {e}") from None
         self.env = dict(os.environ, PYDOCK_TRACE=str(self.trace_file))
+        self.env.pop("PYDOCK_NO_START_POOL", None)
+        if not self.pooled:
+            self.env["PYDOCK_NO_START_POOL"] = "1"
+        _set_daemon_option(self.root, "start-pool", self.start_pool)
 
     def _base(self) -> list[str]:
         return [self.bin, "--root", str(self.root), f"--storage-driver={self.driver}"]
@@ -128,6 +140,24 @@ class Pydock(Target):
             subprocess.run([*self._base(), "rm", "-f", *self._idle[i : i + 50]],
                            capture_output=True, timeout=600)  # fmt: skip
         self._idle.clear()
+
+    def close(self) -> None:
+        if self.start_pool:  # the workers this bench's runs started
+            from ..engine import starter
+
+            starter.stop(str(self.root))
+
+
+def _set_daemon_option(root: Path, key: str, value: object) -> None:
+    """Set one key of ``<root>/daemon.json`` (the bench owns its root)."""
+    path = root / "daemon.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cfg = {}
+    if cfg.get(key) != value:
+        cfg[key] = value
+        path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def _runc_config(bundle: Path, binary: str, cgroup: str) -> None:

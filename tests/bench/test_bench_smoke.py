@@ -27,8 +27,10 @@ def test_start_latency_smoke(bench_dirs, scratch):
     assert "round" in res.stderr  # progress on stderr
     doc = json.loads(out_json.read_text())
     assert doc["schema"] == "pydock-bench/start-latency" and doc["schema_version"] == 1
-    assert set(doc["targets"]) == {"pydock/vfs", "pydock/overlay2", "runc"}
-    for name in ("pydock/vfs", "pydock/overlay2"):
+    cold = "pydock/vfs (no start pool)"
+    assert set(doc["targets"]) == {"pydock/vfs", "pydock/overlay2", cold, "runc"}
+    assert doc["config"]["start_pool"] == 2
+    for name in ("pydock/vfs", "pydock/overlay2", cold):
         t = doc["targets"][name]
         assert t["status"] == "ok", t["reason"]
         assert len(t["samples_ns"]) == 3 and len(t["phases_ns"]) == 3
@@ -39,8 +41,14 @@ def test_start_latency_smoke(bench_dirs, scratch):
     runc = doc["targets"]["runc"]
     assert runc["status"] == "ok", runc["reason"]
     assert runc["version"].startswith("runc version")
-    assert doc["order"] == ["pydock/vfs", "pydock/overlay2", "runc"] * 3
+    assert doc["order"] == ["pydock/vfs", "pydock/overlay2", cold, "runc"] * 3
     assert set(doc["ratios"]["pydock/vfs"]) == {"runc"}
+    # Pooled runs were served by start workers (their trace has the hand-off; the first
+    # warm-up run fills the pool), the cold ones never; the bench stopped the workers.
+    handoff = "hand-off to a start worker"
+    assert any(handoff in ph for ph in doc["targets"]["pydock/vfs"]["phases_ns"])
+    assert not any(handoff in ph for ph in doc["targets"][cold]["phases_ns"])
+    assert not list((root / "starters").glob("*.sock"))
     md = out_md.read_text()
     assert "| `pydock/overlay2` |" in md and "Machine: " in md and "phase" in md
 
