@@ -31,10 +31,13 @@ from .config import DEFAULT_NETWORK, NetConfig
 
 HOST_LOCK = "/run/pydock-network.lock"
 
-#: Docker's default address pools: 172.17-31.0.0/16, then 192.168.x.0/20
-CANDIDATE_POOLS = [ipaddress.IPv4Network(f"172.{n}.0.0/16") for n in range(17, 32)] + [
-    ipaddress.IPv4Network(f"192.168.{n}.0/20") for n in range(0, 256, 16)
-]
+
+def candidate_pools() -> list[ipaddress.IPv4Network]:
+    """Docker's default address pools: 172.17-31.0.0/16, then 192.168.x.0/20 (built on
+    use: this module is on the start path, which only needs them for a new network)."""
+    return [ipaddress.IPv4Network(f"172.{n}.0.0/16") for n in range(17, 32)] + [
+        ipaddress.IPv4Network(f"192.168.{n}.0/20") for n in range(0, 256, 16)
+    ]
 
 
 class NetState:
@@ -190,7 +193,7 @@ def choose_subnet(state: NetState, exclude: str | None = None) -> ipaddress.IPv4
     busy = host_routes() + [
         ipaddress.IPv4Network(n["Subnet"]) for n in state.networks.values() if n["Name"] != exclude
     ]
-    for pool in CANDIDATE_POOLS:
+    for pool in candidate_pools():
         if not any(pool.overlaps(b) for b in busy):
             return pool
     raise Conflict("could not find an available, non-overlapping IPv4 address pool")
