@@ -103,14 +103,22 @@ def recyclable(spec: dict) -> bool:
     host's; a container's own user namespace grants nothing over it:
     user_namespaces(7)). The one exception is a net.* sysctl, whose file root may also
     write by its mode bits (net/sysctl_net.c net_ctl_permissions), so /proc/sys must be
-    read-only and not remountable (no CAP_SYS_ADMIN), and the spec must set no net.*
-    sysctl itself. Sockets left behind (TIME_WAIT) are checked at teardown."""
+    read-only and not remountable (no CAP_SYS_ADMIN), no other procfs may be reachable
+    (a bind mount of the host's / or /proc: its sys/net files act on the writer's own
+    namespace) and the spec must set no net.* sysctl itself. Sockets left behind
+    (TIME_WAIT) are checked at teardown."""
     caps = (spec.get("process") or {}).get("capabilities") or {}
     if any(c in held for held in caps.values() for c in _NS_CHANGING_CAPS):
         return False
     linux = spec.get("linux") or {}
     if any(k.startswith("net.") or k.startswith("net/") for k in linux.get("sysctl") or {}):
         return False
+    for m in spec.get("mounts") or ():
+        source = os.path.normpath(m.get("source") or "")
+        if m.get("type") == "proc" and m.get("destination") != "/proc":
+            return False
+        if source == "/" or source == "/proc" or source.startswith("/proc/"):
+            return False
     return "/proc/sys" in (linux.get("readonlyPaths") or ())
 
 

@@ -336,3 +336,28 @@ def test_pool_is_on_by_default_for_the_default_root_only(scratch, monkeypatch):
     assert config.load(scratch).pool_size == 0
     (scratch / "daemon.json").unlink()
     assert config.load(scratch).pool_size == config.DEFAULT_POOL == 2
+
+
+def test_recyclable_rules_on_runtime_specs():
+    from pydock.engine.network.pool import recyclable
+    from pydock.engine.spec import DEFAULT_MOUNTS, READONLY_PATHS
+
+    def spec(caps=("CAP_NET_RAW", "CAP_CHOWN"), ro=READONLY_PATHS, mounts=(), sysctl=None):
+        return {
+            "process": {"capabilities": {"bounding": list(caps), "effective": list(caps)}},
+            "mounts": [dict(m) for m in DEFAULT_MOUNTS] + list(mounts),
+            "linux": {"readonlyPaths": list(ro), "sysctl": sysctl or {}},
+        }
+
+    assert recyclable(spec())
+    assert not recyclable(spec(caps=("CAP_NET_ADMIN",)))
+    assert not recyclable(spec(caps=("CAP_SYS_ADMIN",)))
+    assert not recyclable(spec(ro=[]))  # --privileged, systempaths=unconfined
+    assert not recyclable(spec(sysctl={"net.ipv4.ip_forward": "1"}))
+    assert recyclable(spec(sysctl={"kernel.msgmax": "65536"}))
+    bind = {"type": "bind", "options": ["rbind"]}
+    assert not recyclable(spec(mounts=[dict(bind, source="/proc", destination="/hp")]))
+    assert not recyclable(spec(mounts=[dict(bind, source="/", destination="/host")]))
+    assert not recyclable(spec(mounts=[dict(bind, source="/proc/sys/", destination="/s")]))
+    assert not recyclable(spec(mounts=[{"type": "proc", "source": "proc", "destination": "/p2"}]))
+    assert recyclable(spec(mounts=[dict(bind, source="/var/tmp/data", destination="/data")]))
