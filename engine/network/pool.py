@@ -105,8 +105,10 @@ def recyclable(spec: dict) -> bool:
     write by its mode bits (net/sysctl_net.c net_ctl_permissions), so /proc/sys must be
     read-only and not remountable (no CAP_SYS_ADMIN), no other procfs may be reachable
     (a bind mount of the host's / or /proc: its sys/net files act on the writer's own
-    namespace) and the spec must set no net.* sysctl itself. Sockets left behind
-    (TIME_WAIT) are checked at teardown."""
+    namespace) and the spec must set no net.* sysctl itself. What the kernel learned
+    from the container's traffic is checked or cleared at teardown (:func:`_scrub`):
+    sockets left behind, TCP metrics. Neighbour entries stay: they hold bridge peers'
+    addresses with MACs derived from them (links.mac_for), so they are never stale."""
     caps = (spec.get("process") or {}).get("capabilities") or {}
     if any(c in held for held in caps.values() for c in _NS_CHANGING_CAPS):
         return False
@@ -161,20 +163,24 @@ def _recycle(cfg: NetConfig, st, entry: dict, pooled: dict) -> bool:
         return False
     if not (rtnl.link_exists(pooled["HostVeth"]) and os.path.exists(pooled["NetNS"])):
         return False
-    if _sockets_left(pooled["NetNS"]):
+    if not _scrub(pooled["NetNS"]):
         return False
     entries(net).append({k: pooled[k] for k in ("NetNS", "HostVeth", "IPAddress", "MacAddress")})
     net["PoolDebt"] = max(net.get("PoolDebt", 0) - 1, 0)
     return True
 
 
-def _sockets_left(netns: str) -> bool:
-    """Whether TCP sockets outlived the container in ``netns`` (TIME_WAIT, orphans in
-    FIN_WAIT...): they would hold its ports against the next one. The namespace's own
-    counters in /proc/net/sockstat{,6} say so in O(1) ("inuse" counts hashed sockets,
-    orphans included, "tw" the namespace's TIME_WAIT ones; /proc/net/tcp would walk the
-    host-wide hash tables, ~2 ms). /proc/thread-self/net follows the calling thread's
-    namespace (proc(5)): one setns(2) there and back."""
+def _scrub(netns: str) -> bool:
+    """Make ``netns`` fit for the next container, or say it is not (False).
+
+    TCP sockets that outlived the container (TIME_WAIT, orphans in FIN_WAIT...) would
+    hold its ports against the next one: the namespace's own counters in
+    /proc/net/sockstat{,6} say so in O(1) ("inuse" counts hashed sockets, orphans
+    included, "tw" the namespace's TIME_WAIT ones; /proc/net/tcp would walk the
+    host-wide hash tables, ~2 ms). The TCP metrics it cached per destination, which
+    anyone may read, are flushed (rtnl.flush_tcp_metrics). /proc/thread-self/net
+    follows the calling thread's namespace (proc(5)), and a netlink socket stays in
+    the one it was made in: one setns(2) there and back."""
     from ...nsutil import syscalls as sc
 
     saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -189,12 +195,19 @@ def _sockets_left(netns: str) -> bool:
                         text += f.read()
                 except FileNotFoundError:  # no IPv6 in this kernel
                     pass
+            if _tcp_sockets(text):
+                return False
+            rtnl.flush_tcp_metrics()
         finally:
             sc.setns(saved, sc.lib.CLONE_NEWNET, "host network namespace")
     finally:
         os.close(target)
         os.close(saved)
-    for line in text.splitlines():
+    return True
+
+
+def _tcp_sockets(sockstat: bytes) -> bool:
+    for line in sockstat.splitlines():
         fields = line.split()
         if fields[:1] in ([b"TCP:"], [b"TCP6:"]):
             counts = dict(zip(fields[1::2], fields[2::2], strict=False))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -361,3 +362,36 @@ def test_recyclable_rules_on_runtime_specs():
     assert not recyclable(spec(mounts=[dict(bind, source="/proc/sys/", destination="/s")]))
     assert not recyclable(spec(mounts=[{"type": "proc", "source": "proc", "destination": "/p2"}]))
     assert recyclable(spec(mounts=[dict(bind, source="/var/tmp/data", destination="/data")]))
+
+
+SOCKET_LEFT = """
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.create_connection(s.getsockname()); a, _ = s.accept()
+c.sendall(b"x" * 100000); a.recv(100000)
+c.close(); time.sleep(0.1); a.close(); s.close()  # the client's side stays in TIME_WAIT
+"""
+
+
+def test_scrub_refuses_a_namespace_with_sockets_and_flushes_tcp_metrics():
+    from pydock.engine.network import pool
+
+    name = f"pdtest-{os.urandom(4).hex()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+
+        def in_ns(*argv: str) -> str:
+            res = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True,
+                                 text=True, check=True, timeout=30)  # fmt: skip
+            return res.stdout
+
+        assert pool._scrub(f"/run/netns/{name}")  # a fresh namespace is fine as it is
+        in_ns("ip", "link", "set", "lo", "up")
+        in_ns(sys.executable, "-c", SOCKET_LEFT)  # loopback inside the test's namespace
+        assert "127.0.0.1" in in_ns("ip", "tcp_metrics", "show")
+        assert not pool._scrub(f"/run/netns/{name}")  # TIME_WAIT: not given back
+        in_ns(sys.executable, "-c", "from pydock.engine.network import rtnl\n"
+              "rtnl.flush_tcp_metrics()")  # fmt: skip
+        assert in_ns("ip", "tcp_metrics", "show") == ""
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
