@@ -127,6 +127,35 @@ class RefCounts:
         self._path(id).unlink(missing_ok=True)
 
 
+#: TempDir removals queued by :func:`defer_removals` (None: remove at once)
+_deferred: list[tuple[Path, int]] | None = None
+
+
+def defer_removals() -> None:
+    """Queue the deletion of discarded temp dirs (a removed layer's bytes) for
+    :func:`run_deferred`, keeping each one locked meanwhile.
+
+    For a process that answers before it cleans up: a start worker tells its client the
+    exit code of ``run --rm`` once the layer is unmounted and renamed out of the store,
+    and deletes its files afterwards. A crash in between leaves a ``.tmp-*`` dir that
+    :func:`cleanup_temp_dirs` removes.
+    """
+    global _deferred
+    if _deferred is None:
+        _deferred = []
+
+
+def run_deferred() -> None:
+    """Delete what :func:`defer_removals` queued, and stop queueing."""
+    global _deferred
+    queued, _deferred = _deferred or [], None
+    for path, fd in queued:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
 class TempDir:
     """A layer under construction: ``<home>/.tmp-<id>-<random>``, locked while it is built.
 
@@ -165,6 +194,9 @@ class TempDir:
         self.committed = True
 
     def __exit__(self, *exc: object) -> None:
+        if not self.committed and _deferred is not None:
+            _deferred.append((self.path, self._fd))  # still locked until deleted
+            return
         try:
             if not self.committed:
                 shutil.rmtree(self.path, ignore_errors=True)

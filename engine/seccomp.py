@@ -78,6 +78,24 @@ def _applies(rule: dict, caps: set[str], arches: set[str]) -> bool:
     return not (exc.get("arches") and set(exc["arches"]) & arches)
 
 
+#: capability set -> the default profile's linux.seccomp (see default_oci)
+_default_memo: dict[tuple[str, ...], dict] = {}
+
+
+def default_oci(caps: list[str]) -> dict:
+    """:func:`to_oci` of the shipped default profile, memoized per capability set.
+
+    The shipped file never changes under a running process, and handing out the same
+    dict lets nsutil.seccomp find the compiled program memoized too: a start worker
+    computes both before its run (starter.py). Callers must not modify the result.
+    """
+    key = tuple(sorted(caps))
+    oci = _default_memo.get(key)
+    if oci is None:
+        oci = _default_memo[key] = to_oci(load_profile(DEFAULT_PROFILE), caps)
+    return oci
+
+
 def to_oci(profile: dict, caps: list[str]) -> dict:
     """The runtime-spec ``linux.seccomp`` for a container holding ``caps``."""
     native, arches = _native()

@@ -362,10 +362,12 @@ def apply_run_options(doc: dict, opts: RunOptions, caps: list[str]) -> dict:
             if m["destination"] == "/sys":
                 m["options"] = [o for o in m["options"] if o != "ro"]
     elif sec.seccomp != "unconfined":
-        from .seccomp import DEFAULT_PROFILE, load_profile, to_oci
+        from .seccomp import default_oci, load_profile, to_oci
 
-        path = DEFAULT_PROFILE if sec.seccomp == "default" else sec.seccomp
-        linux["seccomp"] = to_oci(load_profile(path), caps)
+        if sec.seccomp == "default":
+            linux["seccomp"] = default_oci(caps)
+        else:
+            linux["seccomp"] = to_oci(load_profile(sec.seccomp), caps)
     if opts.mounts:
         from .volumes import oci_mounts
 

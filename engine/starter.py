@@ -261,6 +261,17 @@ def _warm_imports() -> None:
 
     global _parser
     _parser = cli.build_parser("run")
+    # A dry parse: argparse and gettext compile their regular expressions on first use,
+    # and run's option modules load lazily; both would otherwise be paid by the run.
+    a = _parser.parse_args(["run", "--rm", "--network", "none", "-e", "A=B", "busybox", "true"])
+    opts = cmd_containers._run_options(a)
+    # The default seccomp filter, compiled (or read from its cache) once for every run
+    # this worker line serves: spec.py and nsutil.seccomp memoize it.
+    from ..nsutil.seccomp import program
+    from .seccomp import default_oci
+    from .security import capabilities
+
+    program(default_oci(capabilities(spec.DEFAULT_CAPS, opts.cap_add, opts.cap_drop, False)))
 
 
 #: the ``run`` parser, built before the client's command line arrives
@@ -430,7 +441,10 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     from .runtime import FORWARDED_SIGNALS
 
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    from ..drivers import state
     from .cli import main
+
+    state.defer_removals()  # a removed layer's files go after the answer
 
     try:
         code = main(argv, _parser if command_word(argv) == "run" else None)
@@ -450,4 +464,5 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     os.close(null)
     with contextlib.suppress(OSError):
         conn.send(b"exit %d" % code)
+    state.run_deferred()
     atexit._run_exitfuncs()

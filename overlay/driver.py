@@ -211,7 +211,8 @@ class Overlay2Driver(Driver):
         with self.refs.hold(id) as ref:
             if ref.count > 0 and (not self._needs_mount(id) or mnt.is_mountpoint(str(p.merged))):
                 raise LayerInUse(f"overlay2: layer {id!r} is mounted")
-            children = self._children(id)
+            # A container's writable layer is never a parent: no need to read every lower file.
+            children = [] if self.layout.is_rw(id) else self._children(id)
             if children:
                 raise LayerInUse(f"overlay2: layer {id!r} has child layers ({children[0]}, ...)")
             if mnt.is_mountpoint(str(p.merged)):
