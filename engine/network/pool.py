@@ -163,24 +163,31 @@ def _recycle(cfg: NetConfig, st, entry: dict, pooled: dict) -> bool:
         return False
     if not (rtnl.link_exists(pooled["HostVeth"]) and os.path.exists(pooled["NetNS"])):
         return False
-    if not _scrub(pooled["NetNS"]):
+    opens = _scrub(pooled["NetNS"], pooled.get("TcpOpens", 0))
+    if opens is None:
         return False
-    entries(net).append({k: pooled[k] for k in ("NetNS", "HostVeth", "IPAddress", "MacAddress")})
+    back = {k: pooled[k] for k in ("NetNS", "HostVeth", "IPAddress", "MacAddress")}
+    if opens:
+        back["TcpOpens"] = opens
+    entries(net).append(back)
     net["PoolDebt"] = max(net.get("PoolDebt", 0) - 1, 0)
     return True
 
 
-def _scrub(netns: str) -> bool:
-    """Make ``netns`` fit for the next container, or say it is not (False).
+def _scrub(netns: str, opens_before: int) -> int | None:
+    """Make ``netns`` fit for the next container and return its count of TCP
+    connections ever opened, or None if it is not fit.
 
     TCP sockets that outlived the container (TIME_WAIT, orphans in FIN_WAIT...) would
     hold its ports against the next one: the namespace's own counters in
     /proc/net/sockstat{,6} say so in O(1) ("inuse" counts hashed sockets, orphans
     included, "tw" the namespace's TIME_WAIT ones; /proc/net/tcp would walk the
     host-wide hash tables, ~2 ms). The TCP metrics it cached per destination, which
-    anyone may read, are flushed (rtnl.flush_tcp_metrics). /proc/thread-self/net
-    follows the calling thread's namespace (proc(5)), and a netlink socket stays in
-    the one it was made in: one setns(2) there and back."""
+    anyone may read, are flushed (rtnl.flush_tcp_metrics), unless the namespace's
+    ActiveOpens + PassiveOpens (/proc/net/snmp) did not move since it was last given
+    back: without a connection no metrics are made. /proc/thread-self/net follows the
+    calling thread's namespace (proc(5)), and a netlink socket stays in the one it was
+    made in: one setns(2) there and back."""
     from ...nsutil import syscalls as sc
 
     saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -188,22 +195,24 @@ def _scrub(netns: str) -> bool:
     try:
         sc.setns(target, sc.lib.CLONE_NEWNET, netns)
         try:
-            text = b""
-            for table in ("sockstat", "sockstat6"):
+            text = {}
+            for table in ("sockstat", "sockstat6", "snmp"):
                 try:
                     with open(f"/proc/thread-self/net/{table}", "rb") as f:
-                        text += f.read()
+                        text[table] = f.read()
                 except FileNotFoundError:  # no IPv6 in this kernel
-                    pass
-            if _tcp_sockets(text):
-                return False
-            rtnl.flush_tcp_metrics()
+                    text[table] = b""
+            if _tcp_sockets(text["sockstat"] + text["sockstat6"]):
+                return None
+            opens = _tcp_opens(text["snmp"])
+            if opens < 0 or opens != opens_before:
+                rtnl.flush_tcp_metrics()
         finally:
             sc.setns(saved, sc.lib.CLONE_NEWNET, "host network namespace")
     finally:
         os.close(target)
         os.close(saved)
-    return True
+    return opens
 
 
 def _tcp_sockets(sockstat: bytes) -> bool:
@@ -214,6 +223,19 @@ def _tcp_sockets(sockstat: bytes) -> bool:
             if counts.get(b"inuse", b"0") != b"0" or counts.get(b"tw", b"0") != b"0":
                 return True
     return False
+
+
+def _tcp_opens(snmp: bytes) -> int:
+    """ActiveOpens + PassiveOpens from /proc/net/snmp's "Tcp:" header and value lines
+    (IPv6 connections count there too); -1 if absent, which forces a flush."""
+    rows = [line.split() for line in snmp.splitlines() if line.startswith(b"Tcp:")]
+    if len(rows) < 2:
+        return -1
+    counts = dict(zip(rows[0][1:], rows[1][1:], strict=False))
+    try:
+        return int(counts[b"ActiveOpens"]) + int(counts[b"PassiveOpens"])
+    except (KeyError, ValueError):
+        return -1
 
 
 def want_full(net: dict, cfg: NetConfig) -> None:

@@ -372,26 +372,59 @@ c.sendall(b"x" * 100000); a.recv(100000)
 c.close(); time.sleep(0.1); a.close(); s.close()  # the client's side stays in TIME_WAIT
 """
 
+SERVER = """
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 8000)); s.listen(); print("ready", flush=True)
+a, _ = s.accept(); a.sendall(b"x" * 100000); a.close(); s.close()  # TIME_WAIT stays here
+"""
 
-def test_scrub_refuses_a_namespace_with_sockets_and_flushes_tcp_metrics():
+CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], 8000)); n = 0
+while (d := c.recv(65536)): n += len(d)
+c.close(); print(n)  # passive close: nothing left here, but the metrics are cached
+"""
+
+
+def test_scrub_refuses_sockets_and_flushes_tcp_metrics():
+    """Two namespaces of the test's own joined by a veth pair (10.x addresses inside
+    them only): ``_scrub`` refuses a namespace with a TIME_WAIT socket, and flushes the
+    TCP metrics of one whose connections are closed."""
     from pydock.engine.network import pool
 
-    name = f"pdtest-{os.urandom(4).hex()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    tag = os.urandom(3).hex()
+    a, b = f"pdtest-{tag}a", f"pdtest-{tag}b"
+    subnet = free_subnet()
+    ip_a, ip_b = (str(h) for h in list(subnet.hosts())[:2])
+
+    def run(*argv: str, ns: str | None = None, **kw) -> str:
+        pre = ["ip", "netns", "exec", ns] if ns else []
+        res = subprocess.run([*pre, *argv], capture_output=True, text=True, check=True,
+                             timeout=30, **kw)  # fmt: skip
+        return res.stdout
+
+    run("ip", "netns", "add", a)
     try:
-
-        def in_ns(*argv: str) -> str:
-            res = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True,
-                                 text=True, check=True, timeout=30)  # fmt: skip
-            return res.stdout
-
-        assert pool._scrub(f"/run/netns/{name}")  # a fresh namespace is fine as it is
-        in_ns("ip", "link", "set", "lo", "up")
-        in_ns(sys.executable, "-c", SOCKET_LEFT)  # loopback inside the test's namespace
-        assert "127.0.0.1" in in_ns("ip", "tcp_metrics", "show")
-        assert not pool._scrub(f"/run/netns/{name}")  # TIME_WAIT: not given back
-        in_ns(sys.executable, "-c", "from pydock.engine.network import rtnl\n"
-              "rtnl.flush_tcp_metrics()")  # fmt: skip
-        assert in_ns("ip", "tcp_metrics", "show") == ""
+        run("ip", "netns", "add", b)
+        run("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "vb", "netns", b)
+        for ns, dev, ip in ((a, "va", ip_a), (b, "vb", ip_b)):
+            run("ip", "addr", "add", f"{ip}/{subnet.prefixlen}", "dev", dev, ns=ns)
+            run("ip", "link", "set", dev, "up", ns=ns)
+            run("ip", "link", "set", "lo", "up", ns=ns)
+        assert pool._scrub(f"/run/netns/{a}", 0) == 0  # fresh: fit, nothing to flush
+        server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER,
+                                   ip_b], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            assert run(sys.executable, "-c", CLIENT, ip_b, ns=a).strip() == "100000"
+        finally:
+            server.wait(timeout=30)
+        assert ip_b in run("ip", "tcp_metrics", "show", ns=a)
+        assert pool._scrub(f"/run/netns/{b}", 0) is None  # the server's TIME_WAIT
+        assert pool._scrub(f"/run/netns/{a}", 0) == 1  # fit: one connection, flushed
+        assert run("ip", "tcp_metrics", "show", ns=a) == ""
+        run(sys.executable, "-c", SOCKET_LEFT, ns=a)
+        assert pool._scrub(f"/run/netns/{a}", 1) is None  # TIME_WAIT on loopback
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
+        subprocess.run(["ip", "netns", "del", a], check=False)
+        subprocess.run(["ip", "netns", "del", b], check=False)
