@@ -92,6 +92,10 @@ class Node:
     data: str | None = None
     #: bumped when the data moves (copy-up, completion): read handles then re-open
     datagen: int = 0
+    #: kept while the node is lower only, which makes both immutable: the reply to
+    #: lookup/getattr/readdirplus, and (directories) the merged listing
+    attrs: pyfuse3.EntryAttributes | None = None
+    listing: list[Listed] | None = None
 
     @property
     def path(self) -> str:
@@ -99,6 +103,10 @@ class Node:
         for p in self.paths:
             return p
         raise pyfuse3.FUSEError(errno.ENOENT)  # every name is gone (open-but-unlinked)
+
+
+#: one readdir entry, ready to reply: the encoded name, its node and its stat
+Listed = tuple[bytes, Node, os.stat_result]
 
 
 @dataclass(eq=False)
@@ -128,12 +136,14 @@ class UnionFS(pyfuse3.Operations):
         self.nodes: dict[int, Node] = {}
         self.by_key: dict[tuple[int, int], int] = {}
         self.dirs: dict[str, int] = {}
-        self.handles: dict[int, Handle | list[st_.Entry] | None] = {}
+        self.handles: dict[int, Handle | list[Listed] | None] = {}
         self.dir_nodes: dict[int, Node] = {}
         self._next_ino = pyfuse3.ROOT_INODE + 1
         self._next_fh = 1
         self._tmp = 0
         self.lock = trio.Lock()
+        self._rbuf = bytearray(1 << 20)  # see read()
+        self._rview = memoryview(self._rbuf)
         rst = os.lstat(self.roots[0])
         root = Node(
             pyfuse3.ROOT_INODE, {""}, 0, True, (rst.st_dev, rst.st_ino),
@@ -235,6 +245,15 @@ class UnionFS(pyfuse3.Operations):
         a.attr_timeout = CACHE_TIMEOUT
         return a
 
+    def _lower_attrs(self, node: Node, st: os.stat_result) -> pyfuse3.EntryAttributes:
+        """:meth:`_attrs`, built once for a lower-only node (a layer below the upper never
+        changes; a copy-up moves the node to the upper layer, which ends the reuse)."""
+        if node.layer == self.upper:
+            return self._attrs(node, st)
+        if node.attrs is None:
+            node.attrs = self._attrs(node, st)
+        return node.attrs
+
     def _stat(self, node: Node) -> os.stat_result:
         try:
             return os.lstat(self._real(node))
@@ -285,6 +304,7 @@ class UnionFS(pyfuse3.Operations):
         os.utime(parent_upper, ns=(pst.st_atime_ns, pst.st_mtime_ns))
         assert self.upper is not None
         node.layer = self.upper
+        node.listing, node.attrs = None, None
         node.dirlayers.insert(0, self.upper)
         self._rekey(node, os.lstat(dst))
         return node
@@ -381,7 +401,7 @@ class UnionFS(pyfuse3.Operations):
             raise _fail(errno.ENOENT)
         node = self._node_for(_join(parent.path, sname), res.found)
         node.lookups += 1
-        return self._attrs(node, res.found.st)
+        return self._lower_attrs(node, res.found.st)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for ino, n in inode_list:
@@ -395,6 +415,8 @@ class UnionFS(pyfuse3.Operations):
     @_errors
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._node(inode)
+        if node.attrs is not None and node.layer != self.upper:
+            return node.attrs
         return self._attrs(node, self._stat(node))
 
     @_errors
@@ -718,7 +740,7 @@ class UnionFS(pyfuse3.Operations):
         return h
 
     @_errors
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         h = self._handle(fh)
         if h.datagen != h.node.datagen:
             # data copied up since this read-only open: read the copy writers now change
@@ -730,10 +752,21 @@ class UnionFS(pyfuse3.Operations):
         # Served on the loop when the page cache already holds it (RWF_NOWAIT never
         # blocks; readahead of earlier reads makes that the common case), otherwise in a
         # worker thread: the thread hop would double the cost of a cached read.
-        buf = bytearray(size)
+        #
+        # The loop path reads into one buffer kept for the server's life and replies with
+        # a view of it: pyfuse3 takes any buffer and copies it to /dev/fuse before any other
+        # task runs (nothing is awaited between this return and its reply), so no request
+        # can see another's bytes. That saves a copy and the page faults of a fresh
+        # buffer per request -- most of the cost of a read besides the two copies in and out
+        # of the kernel, which only FUSE passthrough (libfuse >= 3.16) would remove.
+        if size > len(self._rbuf):
+            self._rbuf = bytearray(size)
+            self._rview = memoryview(self._rbuf)
+        view = self._rview[:size]
         try:
-            if os.preadv(h.fd, [buf], off, os.RWF_NOWAIT) == size:
-                return bytes(buf)
+            n = os.preadv(h.fd, [view], off, os.RWF_NOWAIT)
+            if n == size:
+                return view
         except BlockingIOError:
             pass
         return await trio.to_thread.run_sync(os.pread, h.fd, size, off)
@@ -772,19 +805,32 @@ class UnionFS(pyfuse3.Operations):
     @_errors
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         node = self.dir_nodes[fh]
-        entries = self.handles.get(fh)
-        if not isinstance(entries, list):
-            # one snapshot per open: offsets stay valid however the directory changes
-            entries = await trio.to_thread.run_sync(
-                st_.merged_entries, self.roots, list(node.dirlayers), node.path
-            )
-            self.handles[fh] = entries
-        for i in range(start_id, len(entries)):
-            e = entries[i]
-            child = self._node_for(_join(node.path, e.name), e.found)
-            if not pyfuse3.readdir_reply(
-                token, os.fsencode(e.name), self._attrs(child, e.found.st), i + 1
-            ):  # noqa: E501
+        listing = self.handles.get(fh)
+        if not isinstance(listing, list):
+            # One snapshot per open: offsets stay valid however the directory changes. A
+            # lower-only directory cannot change at all, so its snapshot is kept on the
+            # node and a later open replies from it without touching the disk (the warm
+            # `find` case: no scandir, no lstat, no node lookups).
+            lower_only = node.layer != self.upper
+            listing = node.listing if lower_only else None
+            if listing is None:
+                entries = await trio.to_thread.run_sync(
+                    st_.merged_entries, self.roots, list(node.dirlayers), node.path
+                )
+                path = node.path
+                listing = [
+                    (e.bname, self._node_for(_join(path, e.name), e.found), e.found.st)
+                    for e in entries
+                ]
+                if lower_only and node.layer != self.upper:  # not copied up meanwhile
+                    node.listing = listing
+            self.handles[fh] = listing
+        reply = pyfuse3.readdir_reply
+        for i in range(start_id, len(listing)):
+            bname, child, st = listing[i]
+            if child.deleted:
+                continue  # removed since the snapshot
+            if not reply(token, bname, self._lower_attrs(child, st), i + 1):
                 break
             child.lookups += 1
 

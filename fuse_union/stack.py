@@ -17,6 +17,7 @@ top lower of a read-only one).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ class Entry:
 
     name: str
     found: Found
+
+    @functools.cached_property
+    def bname(self) -> bytes:
+        """The name as readdir replies it (kept: a cached listing is replied many times)."""
+        return os.fsencode(self.name)
 
 
 def merged_entries(roots: list[str], dirlayers: list[int], relpath: str) -> list[Entry]:
