@@ -68,6 +68,11 @@ def copy_up(src: str, dst: str, work: str, tmpname: str, *, data_len: int | None
                 dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 try:
                     copy_data(sfd, dfd, n)
+                    # durable before the rename makes it visible, as overlay does (it
+                    # fsyncs copied-up data unless mounted "volatile"): a crash must not
+                    # leave an empty upper file hiding the lower one
+                    if n:
+                        os.fsync(dfd)
                     os.fchown(dfd, st.st_uid, st.st_gid)
                     os.fchmod(dfd, mode)  # after chown, which clears set-id bits
                 finally:

@@ -158,6 +158,7 @@ def complete(upper_real: str, data: str, data_len: int | None = None) -> None:
         dfd = os.open(upper_real, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             copy_data(sfd, dfd, n)
+            os.fsync(dfd)  # the data is on disk before the xattr that says "not here" goes
             os.utime(dfd, ns=(ust.st_atime_ns, ust.st_mtime_ns))
         finally:
             os.close(dfd)
