@@ -104,6 +104,7 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
         from . import prestart, shim
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
+        engine.flush_created(rec)  # the monitor reads the bundle from disk
         with engine.containers.lock(rec["Id"]):  # as `start` does (lifecycle.start)
             sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
         _refill_pools(engine, rec)

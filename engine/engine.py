@@ -52,6 +52,9 @@ class Engine:
         self._drivers: dict[str, Driver] = {}
         self._default: str | None = None
         self.choice_reasons: dict[str, str] = {}
+        # create(keep_mounted=True): container id -> (record, bundle) still to write (see
+        # flush_created)
+        self._unsaved: dict[str, tuple[dict, dict]] = {}
 
     # -- storage drivers ---------------------------------------------------------------
     def driver_name(self) -> str:
@@ -183,12 +186,15 @@ class Engine:
             finally:
                 if not keep_mounted:
                     driver.put(cid)
-            write_json(self.containers.path(cid) / "config.json", bundle)
             rec["Path"], rec["Args"] = bundle["process"]["args"][0], bundle["process"]["args"][1:]
             del rec["Creating"]
-            if not keep_mounted:
+            if keep_mounted:
+                # An immediate start writes the bundle and record while the container's
+                # init builds its root (flush_created): the two overlap.
+                self._unsaved[cid] = (rec, bundle)
+            else:
                 rec["State"]["Owner"] = None
-            self.containers.save(rec)
+                self._save_created(rec, bundle)
             trace.mark("created")
         except BaseException:
             self._discard(rec)
@@ -279,7 +285,23 @@ class Engine:
 
             remove_anonymous(self.root, rec, self.containers.all)
 
+    def _save_created(self, rec: dict, bundle: dict) -> None:
+        write_json(self.containers.path(rec["Id"]) / "config.json", bundle)
+        self.containers.save(rec)  # without "Creating": the container is complete
+
+    def flush_created(self, rec: dict) -> None:
+        """Write what create(keep_mounted=True) left to write: the bundle as built and the
+        completed record. Before anything changes the bundle (a network joins it), and in
+        any case before the container counts as started or ends (finish)."""
+        pending = self._unsaved.pop(rec["Id"], None)
+        if pending is not None:
+            self._save_created(*pending)
+
     def bundle(self, rec: dict) -> dict:
+        """The container's OCI bundle config (the one create() just built, if unwritten)."""
+        pending = self._unsaved.get(rec["Id"])
+        if pending is not None:
+            return pending[1]
         return read_json(self.containers.path(rec["Id"]) / "config.json")
 
     def mount(self, rec: dict) -> None:
@@ -366,6 +388,7 @@ class Engine:
 
     def finish(self, rec: dict, code: int, error: str = "") -> None:
         """After the container's process is gone: release its root, record or remove it."""
+        self.flush_created(rec)
         self.release(rec)
         self.release_network(rec)
         if rec["HostConfig"].get("AutoRemove"):

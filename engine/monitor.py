@@ -55,8 +55,9 @@ def _run(
         if mode and mode not in ("none", "host"):  # none/host never load the network code
             from .network.manager import setup as network_setup
 
+            engine.flush_created(rec)  # the bundle on disk is the one without this network
             bundle = network_setup(engine, rec, bundle)
-        running = runtime.start(bundle, stdio)
+        running = runtime.start(bundle, stdio, during=lambda: engine.flush_created(rec))
     except SpawnError as e:
         _close(pipes, stdio)
         engine.finish(rec, e.exit_code, str(e))

@@ -40,12 +40,17 @@ class Running(namedtuple("Running", "pid cgroup")):
     cgroup: Cgroup
 
 
-def start(spec: dict, stdio: tuple[int, int, int], console: int | None = None) -> Running:
+def start(
+    spec: dict,
+    stdio: tuple[int, int, int],
+    console: int | None = None,
+    during: Callable[[], None] | None = None,
+) -> Running:
     """Create the cgroup, spawn the container's process into it, return when it has exec'd.
 
     On failure everything made here is undone before the error propagates
     (nsutil.SpawnError carries Docker's 125/126/127). ``console``: see nsutil.spawn's
-    ``console_socket`` (``-t``).
+    ``console_socket`` (``-t``); ``during``: work to do while the init sets up (spawn's).
     """
     linux = spec.get("linux") or {}
     path = linux.get("cgroupsPath") or "pydock-anonymous"
@@ -61,7 +66,7 @@ def start(spec: dict, stdio: tuple[int, int, int], console: int | None = None) -
         trace.mark("cgroup")
         pid = spawn(
             spec, on_forked=None if held else cg.attach, stdio=stdio, console_socket=console,
-            held=held,
+            held=held, during=during,
         )  # fmt: skip
         trace.mark("exec")
     except BaseException:
