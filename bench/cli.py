@@ -6,7 +6,7 @@
     bench layer-sharing [--drivers ...] [--counts 1,10,100] ...
     bench scale         [--drivers ...] [--peers ...] [--idle 0,50,200] [--layers 1,10,...]
     bench pull          [--drivers ...] [--peers docker] [--layers 5] [--layer-mib 20]
-    bench fs-speed      [--runs N] [--read-mib 512]
+    bench fs-speed      [--runs N] [--read-mib 512] [--copy-mib 256]
 
 Defaults are small so a smoke run takes seconds; pass --runs for real numbers. Progress goes
 to stderr; with neither --json nor --markdown the Markdown report is printed.
@@ -65,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     fs = sub.add_parser("fs-speed", help="seq read, copy-up, find+stat: kernel vs FUSE unions")
     _common(fs, runs=3)
     fs.add_argument("--read-mib", type=int, default=512, help="size of the file read sequentially")
+    fs.add_argument("--copy-mib", type=int, default=256, help="size of the file copied up")
 
     pl = sub.add_parser("pull", help="pull a multi-layer image from a registry on 127.0.0.1")
     _common(pl, runs=3)
