@@ -72,3 +72,37 @@ def test_run_loads_only_stdlib_and_cffi(overlay_pydock, scratch):
     heavy = {"subprocess", "dataclasses", "typing", "inspect", "tarfile", "secrets", "socket",
              "tempfile", "datetime"}  # fmt: skip
     assert sorted(heavy & set(report["mods"])) == []
+
+
+CLIENT_PROBE = """
+import json, os, sys
+before = set(sys.modules)
+from pydock.engine import client
+code = client.served(sys.argv[1:], client.root_of(sys.argv[1:]))
+print(json.dumps({"code": code, "mods": sorted(set(sys.modules) - before)}))
+"""
+
+
+def test_served_run_client_loads_only_builtins(overlay_pydock, scratch):
+    """With a start worker waiting, the ``pydock`` client itself imports nothing but
+    pydock's client module and the C modules it talks through (engine/client.py)."""
+    from test_engine_starter import _wait_idle_worker
+
+    root = overlay_pydock.root
+    (root / "daemon.json").write_text(json.dumps({"start-pool": 1}))
+    try:
+        overlay_pydock("system", "warm", check=True)
+        _wait_idle_worker(root)
+        res = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", CLIENT_PROBE, "--root", str(root),
+             "--storage-driver", "overlay2", "run", "--rm", "--network", "none", "busybox",
+             "true"],
+            capture_output=True, timeout=60, cwd=scratch,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        report = json.loads(res.stdout.decode().strip().splitlines()[-1])
+        assert report["code"] == 0  # served: a worker ran it
+        allowed = {"pydock", "pydock.engine", "pydock.engine.client", "_socket", "_signal", "time"}
+        assert set(report["mods"]) <= allowed
+    finally:
+        overlay_pydock("system", "warm", "--stop", check=True)
