@@ -424,10 +424,14 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
             os.close(fd)
     os.chdir(cwd)
     os.umask(umask)
-    os.environ.clear()
-    for item in env:
-        k, _, v = item.partition(b"=")
-        os.environb[k] = v
+    # The client's environment, by difference: usually few variables differ, and each
+    # change is a putenv/unsetenv.
+    wanted = dict(item.partition(b"=")[::2] for item in env)
+    for k in [k for k in os.environb if k not in wanted]:
+        del os.environb[k]
+    for k, v in wanted.items():
+        if os.environb.get(k) != v:
+            os.environb[k] = v
     sys.stdin = open(0, closefd=False, errors="surrogateescape")  # noqa: SIM115
     # As CPython sets them up: stdout line-buffered on a terminal, stderr always.
     sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115

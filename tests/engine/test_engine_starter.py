@@ -198,3 +198,30 @@ def test_no_pool_without_config(overlay_pydock: Pydock) -> None:
     overlay_pydock("run", "--rm", "busybox", "true", check=True)
     assert _workers(overlay_pydock.root) == []
     assert not (overlay_pydock.root / "starters").exists()
+
+
+def test_served_run_has_the_clients_environment(scratch: Path) -> None:
+    """The worker takes the client's environment exactly: variables the worker's creator
+    had but the client lacks are gone (here PYDOCK_STORAGE_DRIVER picks the driver)."""
+    p = Pydock(scratch / "root", "overlay2")
+    p("image", "bootstrap", check=True)
+    (p.root / "daemon.json").write_text(json.dumps({"start-pool": 1}))
+    base = {k: v for k, v in os.environ.items() if k != "PYDOCK_STORAGE_DRIVER"}
+    try:
+        creator_env = dict(base, PYDOCK_STORAGE_DRIVER="vfs")
+        subprocess.run([PYDOCK, "--root", str(p.root), "system", "warm"], check=True,
+                       env=creator_env, capture_output=True)  # fmt: skip
+        for env, want in ((base, "overlay2"), (dict(base, PYDOCK_STORAGE_DRIVER="vfs"), "vfs")):
+            _wait_idle_worker(p.root)
+            trace = scratch / f"t-{want}.jsonl"
+            res = subprocess.run(
+                [PYDOCK, "--root", str(p.root), "run", "--network", "none", "--name", want,
+                 "busybox", "true"],
+                env=dict(env, PYDOCK_TRACE=str(trace)), capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
+            assert "handoff" in trace.read_text()
+            assert p.out("inspect", "-f", "{{.Driver}}", want).strip() == want
+    finally:
+        p.cleanup()
+        p("system", "warm", "--stop", check=True)
