@@ -105,8 +105,8 @@ class Node:
         raise pyfuse3.FUSEError(errno.ENOENT)  # every name is gone (open-but-unlinked)
 
 
-#: one readdir entry, ready to reply: the encoded name, its node and its stat
-Listed = tuple[bytes, Node, os.stat_result]
+#: one readdir entry, ready to reply: the encoded name, its node and its attributes
+Listed = tuple[bytes, Node, pyfuse3.EntryAttributes]
 
 
 @dataclass(eq=False)
@@ -818,19 +818,26 @@ class UnionFS(pyfuse3.Operations):
                     st_.merged_entries, self.roots, list(node.dirlayers), node.path
                 )
                 path = node.path
-                listing = [
-                    (e.bname, self._node_for(_join(path, e.name), e.found), e.found.st)
-                    for e in entries
-                ]
+                listing = []
+                for e in entries:
+                    child = self._node_for(_join(path, e.name), e.found)
+                    listing.append((e.bname, child, self._lower_attrs(child, e.found.st)))
                 if lower_only and node.layer != self.upper:  # not copied up meanwhile
                     node.listing = listing
             self.handles[fh] = listing
         reply = pyfuse3.readdir_reply
         for i in range(start_id, len(listing)):
-            bname, child, st = listing[i]
+            bname, child, attrs = listing[i]
             if child.deleted:
                 continue  # removed since the snapshot
-            if not reply(token, bname, self._lower_attrs(child, st), i + 1):
+            if child.layer == self.upper:
+                # changeable (and maybe changed since the snapshot): readdirplus
+                # attributes overwrite the kernel's, so they must be today's
+                try:
+                    attrs = self._attrs(child, self._stat(child))
+                except (OSError, pyfuse3.FUSEError):
+                    continue
+            if not reply(token, bname, attrs, i + 1):
                 break
             child.lookups += 1
 

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import mmap
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,23 @@ def test_private_xattrs_hidden_and_escaped(scratch: Path) -> None:
         assert "trusted.overlay.mine" in os.listxattr(f"{mp}/d/f")
     # stored in overlay's escaped form, so kernel overlay shows the same
     assert os.getxattr(f"{up}/d/f", "trusted.overlay.overlay.mine") == b"1"
+
+
+def test_readdir_snapshot_does_not_undo_a_chmod(scratch: Path) -> None:
+    """readdirplus attributes overwrite the kernel's cached ones: an entry replied from an
+    open directory's snapshot after a chmod must carry the new mode, not the listed one."""
+    names = [f"{i:04d}" + "x" * 200 for i in range(1000)]  # many readdir requests
+    with workdir(scratch, "fu-rd-") as d:
+        for s in ("low", "u", "w", "m"):
+            (d / s).mkdir()
+        (d / "low" / "d").mkdir()
+        for n in names:
+            (d / "low" / "d" / n).write_bytes(b"")
+            os.chmod(d / "low" / "d" / n, 0o644)
+        with fuse_mount(str(d / "m"), [str(d / "low")], str(d / "u"), str(d / "w")):
+            last = d / "m" / "d" / names[-1]
+            with os.scandir(d / "m" / "d") as it:
+                next(it)  # the first request: the snapshot is taken
+                os.chmod(last, 0o600)
+                assert len(list(it)) == len(names) - 1
+            assert stat.S_IMODE(os.stat(last).st_mode) == 0o600
