@@ -352,10 +352,11 @@ def _join_container(engine, rec: dict, bundle: dict, ref: str) -> dict:
         raise Conflict(f"cannot join network of a non running container: {ref}", 125)
     tdir = engine.containers.path(target["Id"])
     _, store = _store(engine.root)
-    with store.locked() as state:
-        entry = state.containers.get(target["Id"])
-        if entry is not None:
-            entry["Shared"] = True  # never given back to a pool: this one may outlive it
+    entry = store.read().containers.get(target["Id"])
+    if entry is not None and not entry.get("Shared"):
+        with store.locked() as state:  # never given back to a pool: a joiner may outlive it
+            entry = state.containers.get(target["Id"]) or entry
+            entry["Shared"] = True
     netns = entry["NetNS"] if entry else f"/proc/{st['Pid']}/ns/net"
     files = {f: str(tdir / f) for f in etcfiles.FILES if (tdir / f).exists()}
     return specmod.with_network(bundle, netns, files)
