@@ -119,6 +119,8 @@ class Pydock(Target):
         if not self.pooled:
             self.env["PYDOCK_NO_START_POOL"] = "1"
         _set_daemon_option(self.root, "start-pool", self.start_pool)
+        if self.network == "bridge":  # ready namespaces, as the default root has them
+            _set_daemon_option(self.root, "netns-pool", 2)
 
     def _base(self) -> list[str]:
         return [self.bin, "--root", str(self.root), f"--storage-driver={self.driver}"]
