@@ -148,6 +148,9 @@ class Pydock(Target):
             from ..engine import starter
 
             starter.stop(str(self.root))
+        if self.network == "bridge":  # the bridge and the pool's namespaces
+            subprocess.run([*self._base(), "network", "prune", "-f"], capture_output=True,
+                           timeout=120)  # fmt: skip
 
 
 def _set_daemon_option(root: Path, key: str, value: object) -> None:
