@@ -82,7 +82,15 @@ def _claim(root: str):
             except OSError:
                 pass
             continue
-        return s, int(key.partition("-")[0])
+        # Who listens (SO_PEERCRED: pid, uid, gid as the kernel sees them from here):
+        # root or ourselves only, and its pid in our pid namespace is where signals go
+        # (0: not visible from here; the file's name is no proof of either).
+        cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        pid = int.from_bytes(cred[:4], sys.byteorder)
+        if pid <= 0 or int.from_bytes(cred[4:8], sys.byteorder) not in (0, os.getuid()):
+            s.close()
+            return None
+        return s, pid
     return None
 
 

@@ -82,9 +82,19 @@ def container_id() -> str:
 def drop() -> None:
     """Undo what was prepared before a start that happens in another process (a monitor,
     for ``run -d``/``-t``): that process makes the container's cgroup itself, by the same
-    name."""
+    name.
+
+    A worker's signals, held back for the container's proxy (starter._serve), are its
+    own again: a ``-t`` relay resizes on SIGWINCH, and a monitor forked now would keep the
+    blocked mask for life (it survives execve, signal(7)).
+    """
     if current is not None:
         current.discard()
+        import signal
+
+        from .runtime import FORWARDED_SIGNALS
+
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
 
 
 def take(cgroups_path: str, spec: dict, pdeathsig: int | None):

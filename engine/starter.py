@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import select
 import signal
@@ -146,7 +147,15 @@ def stop(root: str, timeout: float = 5.0) -> int:
         for k, names in _entries(d).items()
         if _alive(k) and any(n.endswith((".sock", ".pending")) for n in names)
     ]
-    for key in keys:
+    for key in list(keys):
+        # An idle worker's socket is taken first, as a client would take it: one that a
+        # client claims meanwhile serves its run (a SIGTERM now would end it).
+        try:
+            os.rename(os.path.join(d, key + ".sock"), os.path.join(d, key + ".retired"))
+        except FileNotFoundError:
+            if not os.path.exists(os.path.join(d, key + ".pending")):
+                keys.remove(key)
+                continue
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(key.partition("-")[0]), signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -232,7 +241,16 @@ def _detach() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
+#: a client connected: a SIGTERM from now on is one it forwarded, for its container
+_serving = False
+_term_pending = False
+
+
 def _on_term(_sig, _frame) -> None:
+    global _term_pending
+    if _serving:
+        _term_pending = True  # _serve() passes it on to the run
+        return
     raise Retire()
 
 
@@ -332,7 +350,6 @@ def _worker(root: str, predecessor: int | None) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(base + ".claimed")
     lsock.close()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         _serve(conn, prep)
     finally:
@@ -363,6 +380,7 @@ def _prepare(base: str) -> prestart.Prepared:
 
 
 def _wait_for_client(lsock: socket.socket, base: str, idle: float) -> socket.socket:
+    global _serving
     deadline = time.monotonic() + idle
     while True:
         left = deadline - time.monotonic()
@@ -376,6 +394,7 @@ def _wait_for_client(lsock: socket.socket, base: str, idle: float) -> socket.soc
         ready, _, _ = select.select([lsock], [], [], left)
         if ready:
             conn, _ = lsock.accept()
+            _serving = True
             return conn
         if not os.path.exists(base + ".sock") and not os.path.exists(base + ".claimed"):
             raise Retire()  # the pool directory was removed under us
@@ -390,6 +409,42 @@ def _cleanup(base: str, prep: prestart.Prepared | None) -> None:
             os.unlink(base + ext)
 
 
+#: what the client's paths, pids and network mean: a client in a chroot or in another
+#: namespace (a container sharing the store) names other things by the same names
+_WORLD = ("root", "ns/mnt", "ns/pid", "ns/net", "ns/ipc", "ns/uts", "ns/user", "ns/cgroup")
+
+
+def _same_world(pid: int) -> bool:
+    try:
+        for rel in _WORLD:
+            mine, theirs = os.stat(f"/proc/self/{rel}"), os.stat(f"/proc/{pid}/{rel}")
+            if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    """End this worker when its client dies, as the client's death ends an in-process run.
+
+    A client killed mid-run (SIGKILL) closes its end of ``conn``; with O_ASYNC that sends
+    us SIGIO (fcntl(2) F_SETOWN), whose default action terminates: the container's init
+    follows (its parent-death signal), a ``-t`` relay stops reading the client's terminal,
+    and the next command reconciles the record as after a killed ``pydock``. Disarmed
+    before the answer, after which the client exits normally.
+    """
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
+    _set_async(conn, True)
+    if select.select([conn], [], [], 0)[0]:  # it died before we armed: EOF is readable
+        raise Retire()
+
+
+def _set_async(conn: socket.socket, on: bool) -> None:
+    flags = fcntl.fcntl(conn.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, flags | os.O_ASYNC if on else flags & ~os.O_ASYNC)
+
+
 def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     """Run the client's ``pydock`` command line as if we were its process.
 
@@ -400,6 +455,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
     try:
         uid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer_pid = int.from_bytes(uid[:4], sys.byteorder)
         peer_uid = int.from_bytes(uid[4:8], sys.byteorder)
         fields = msg.split(b"\0")
         if (
@@ -407,6 +463,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
             or fields[0] != MAGIC
             or fields[1] != _ORIGIN
             or peer_uid not in (0, os.getuid())
+            or not _same_world(peer_pid)
             or _sources_stamp() != _LOADED  # our code changed on disk (an upgrade)
         ):
             conn.send(b"fallback")
@@ -422,6 +479,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     finally:
         for fd in fds:
             os.close(fd)
+    _die_with_client(conn)
     os.chdir(cwd)
     os.umask(umask)
     # The client's environment, by difference: usually few variables differ, and each
@@ -445,6 +503,9 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     from .runtime import FORWARDED_SIGNALS
 
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _term_pending:  # forwarded while we were still taking the request
+        signal.raise_signal(signal.SIGTERM)
     from ..drivers import state
     from .cli import main
 
@@ -466,6 +527,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+    _set_async(conn, False)
     with contextlib.suppress(OSError):
         conn.send(b"exit %d" % code)
     state.run_deferred()

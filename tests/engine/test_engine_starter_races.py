@@ -1,0 +1,187 @@
+"""Start workers at their edges: a client that dies mid-run, a ``-d`` run's monitor,
+``system warm --stop`` racing a client's claim, a SIGTERM forwarded before the worker has
+read the request, and clients a worker or a client must not trust.
+
+Uses test_engine_starter's ``pooled`` fixture (a store with ``"start-pool": 1`` whose
+workers are stopped and checked for leftovers afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import test_engine_starter as base
+from helpers import PYDOCK, mounts_below
+from pdcli import Pydock
+from pydock.engine import client, starter
+
+pooled = base.pooled  # the fixture, under its name in this module
+_pid, _served, _wait_idle_worker = base._pid, base._served, base._wait_idle_worker
+
+_FORWARDED_MASK = sum(1 << (s - 1) for s in (1, 2, 3, 10, 12, 15, 28))  # HUP..WINCH
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}"), f"process {pid} still runs"
+
+
+def _cmd(p: Pydock, *args: str) -> list[str]:
+    return [PYDOCK, "--root", str(p.root), *p._args(args)]
+
+
+def test_client_killed_mid_run_ends_the_run(pooled: Pydock, scratch: Path) -> None:
+    """As with an in-process run, whose container dies with pydock (parent-death
+    signal): the worker follows its client, the container its worker, and the next
+    command reconciles the ``--rm`` container away."""
+    sock = _wait_idle_worker(pooled.root)
+    proc = subprocess.Popen(
+        _cmd(pooled, "run", "--rm", "busybox", "sh", "-c", "echo $$ up; exec sleep 60"),
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"1 up\n"
+    cid = pooled.out("ps", "-q", "--no-trunc").strip()
+    pid1 = json.loads((pooled.root / "containers" / cid / "container.json").read_text())
+    proc.kill()
+    proc.wait()
+    _wait_gone(_pid(sock))
+    _wait_gone(pid1["State"]["Pid"])
+    assert pooled.out("ps", "-aq") == ""  # reconciled: --rm removed it
+    assert mounts_below(pooled.root) == []
+
+
+def test_detached_runs_monitor_does_not_inherit_blocked_signals(
+    pooled: Pydock, scratch: Path
+) -> None:
+    """A worker blocks the forwarded signals until the container's wait proxies them;
+    a monitor forked meanwhile would keep that mask across execve for life."""
+    cid = _served(pooled, scratch, "run", "-d", "busybox", "sleep", "30").stdout.decode().strip()
+    try:
+        rec = json.loads((pooled.root / "containers" / cid / "container.json").read_text())
+        monitor = rec["State"]["Owner"]["Pid"]
+        status = Path(f"/proc/{monitor}/status").read_text()
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        assert blocked & _FORWARDED_MASK == 0, hex(blocked)
+    finally:
+        pooled("rm", "-f", cid, check=True)
+
+
+def _request(argv: list[str], cwd: Path) -> bytes:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return client._request(argv)
+    finally:
+        os.chdir(old)
+
+
+def _hand_over(conn: socket.socket, p: Pydock, scratch: Path, *args: str) -> bytes:
+    """Send a worker a ``pydock run`` request as the client does; its answer."""
+    with open(os.devnull, "rb") as null, open(scratch / "out", "wb") as out:
+        fds = [null.fileno(), out.fileno(), out.fileno()]
+        req = _request(["--root", str(p.root), *p._args(args)], scratch)
+        socket.send_fds(conn, [req], fds)
+        conn.settimeout(30)
+        return conn.recv(64)
+
+
+def test_stop_spares_a_claimed_worker(pooled: Pydock, scratch: Path) -> None:
+    """``system warm --stop`` takes an idle worker's socket before it signals it: a
+    worker a client claimed first serves its run instead of dying under it."""
+    sock = _wait_idle_worker(pooled.root)
+    d = pooled.root / "starters"
+    claimed = d / sock.replace(".sock", ".claimed")
+    os.rename(d / sock, claimed)  # what client._claim does
+    assert starter.stop(str(pooled.root), timeout=1.0) == 0
+    assert os.path.exists(f"/proc/{_pid(sock)}")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+        conn.connect(str(claimed))
+        assert _hand_over(conn, pooled, scratch, "run", "--rm", "busybox", "echo", "ok") == (
+            b"exit 0"
+        )
+    assert (scratch / "out").read_bytes() == b"ok\n"
+    _wait_gone(_pid(sock))
+
+
+def test_sigterm_before_the_request_is_the_runs(pooled: Pydock, scratch: Path) -> None:
+    """The client forwards signals from the moment it handed over; one that reaches the
+    worker before it read the request is passed on at the container's start (a PID 1
+    without a handler ignores it, as after an in-process run's proxy). The worker must
+    neither retire nor die of it: its client would get no answer."""
+    sock = _wait_idle_worker(pooled.root)
+    d = pooled.root / "starters"
+    claimed = d / sock.replace(".sock", ".claimed")
+    os.rename(d / sock, claimed)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+        conn.connect(str(claimed))
+        deadline = time.monotonic() + 10
+        while claimed.exists():  # the worker unlinks it once it accepted
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(_pid(sock), signal.SIGTERM)
+        time.sleep(0.1)
+        reply = _hand_over(conn, pooled, scratch, "run", "--rm", "busybox", "sh", "-c",
+                           "sleep 0.5; echo done")  # fmt: skip
+    assert reply == b"exit 0", reply
+    assert (scratch / "out").read_bytes() == b"done\n"
+
+
+def test_client_trusts_only_a_root_listener(pooled: Pydock, scratch: Path) -> None:
+    """A socket in the pool directory that someone else listens on (here uid 65534) is
+    not a worker: the client neither hands it its stdio nor signals the pid in its name."""
+    _wait_idle_worker(pooled.root)
+    starter.stop(str(pooled.root))
+    d = pooled.root / "starters"
+    fake = d / "1-1.sock"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.bind(str(fake))
+            os.setresuid(65534, 65534, 65534)
+            s.listen(1)
+            os.write(w, b"x")
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    try:
+        os.read(r, 1)
+        # Before the fix the client sent its request and signalled pid 1 with what it got.
+        assert client._claim(str(pooled.root)) is None
+    finally:
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
+        fake.unlink(missing_ok=True)
+        for leftover in d.glob("1-1.*"):
+            leftover.unlink()
+
+
+def test_client_in_another_mount_namespace_is_not_served(pooled: Pydock, scratch: Path) -> None:
+    """A client that sees other files (another mount namespace, a chroot) runs the
+    command itself: the worker would resolve its paths in the wrong tree."""
+    _wait_idle_worker(pooled.root)
+    trace = scratch / "trace.jsonl"
+    env = dict(os.environ, PYDOCK_TRACE=str(trace))
+    res = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private",
+         *_cmd(pooled, "run", "--rm", "busybox", "echo", "ok")],
+        env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout == b"ok\n", res.stderr
+    marks = [m[0] for m in json.loads(trace.read_text().splitlines()[-1])["marks"]]
+    assert "handoff" not in marks
