@@ -40,6 +40,7 @@ import atexit
 import contextlib
 import fcntl
 import os
+import resource
 import select
 import signal
 import socket
@@ -414,15 +415,58 @@ def _cleanup(base: str, prep: prestart.Prepared | None) -> None:
 _WORLD = ("root", "ns/mnt", "ns/pid", "ns/net", "ns/ipc", "ns/uts", "ns/user", "ns/cgroup")
 
 
+#: what confines a process (capabilities(7), no_new_privs, seccomp): a client with less
+#: must not get a worker's full root by handing its command line over
+_CONFINEMENT = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs", b"Seccomp")
+
+
 def _same_world(pid: int) -> bool:
     try:
         for rel in _WORLD:
             mine, theirs = os.stat(f"/proc/self/{rel}"), os.stat(f"/proc/{pid}/{rel}")
             if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
                 return False
+        return _confinement("self") == _confinement(str(pid))
     except OSError:
         return False
-    return True
+
+
+def _confinement(pid: str) -> list[bytes]:
+    with open(f"/proc/{pid}/status", "rb") as f:
+        return [line for line in f.read().splitlines() if line.split(b":")[0] in _CONFINEMENT]
+
+
+def _adopt(pid: int, prep: prestart.Prepared) -> None:
+    """Take the client's resource limits, nice value, CPU affinity and oom_score_adj: the
+    container inherits them, as it inherits an in-process run's. A held init forked with
+    other ones is discarded (the run forks a fresh one from this process)."""
+    changed = False
+    for res in _RLIMITS:
+        theirs = resource.prlimit(pid, res)
+        if theirs != resource.getrlimit(res):
+            resource.setrlimit(res, theirs)
+            changed = True
+    nice = os.getpriority(os.PRIO_PROCESS, pid)
+    if nice != os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        changed = True
+    cpus = os.sched_getaffinity(pid)
+    if cpus != os.sched_getaffinity(0):
+        os.sched_setaffinity(0, cpus)
+        changed = True
+    with open(f"/proc/{pid}/oom_score_adj", "rb") as f:
+        oom = f.read()
+    with open("/proc/self/oom_score_adj", "r+b") as f:
+        if f.read() != oom:
+            f.seek(0)
+            f.write(oom)
+            changed = True
+    if changed and prep.held is not None:
+        prep.held.discard()
+        prep.held = None
+
+
+_RLIMITS = [getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")]
 
 
 def _die_with_client(conn: socket.socket) -> None:
@@ -480,6 +524,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
         for fd in fds:
             os.close(fd)
     _die_with_client(conn)
+    _adopt(peer_pid, prep)
     os.chdir(cwd)
     os.umask(umask)
     # The client's environment, by difference: usually few variables differ, and each

@@ -185,3 +185,51 @@ def test_client_in_another_mount_namespace_is_not_served(pooled: Pydock, scratch
     assert res.returncode == 0 and res.stdout == b"ok\n", res.stderr
     marks = [m[0] for m in json.loads(trace.read_text().splitlines()[-1])["marks"]]
     assert "handoff" not in marks
+
+
+_ATTRS = (
+    "ulimit -n; ulimit -c; grep Cpus_allowed_list /proc/self/status; "
+    "cut -d' ' -f19 /proc/self/stat; cat /proc/self/oom_score_adj"
+)
+
+
+def test_served_container_has_the_clients_limits_and_scheduling(
+    pooled: Pydock, scratch: Path
+) -> None:
+    """The container inherits the client's rlimits, nice value, CPU affinity and
+    oom_score_adj, as it inherits an in-process run's, not the worker's."""
+
+    def client_setup() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 300))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.nice(5)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        Path("/proc/self/oom_score_adj").write_text("300")
+
+    args = ("run", "--rm", "busybox", "sh", "-c", _ATTRS)
+    served = _served(pooled, scratch, *args, preexec_fn=client_setup)
+    inproc = pooled(*args, preexec_fn=client_setup,
+                    env=dict(os.environ, PYDOCK_NO_START_POOL="1"))  # fmt: skip
+    assert served.returncode == 0 and inproc.returncode == 0, (served.stderr, inproc.stderr)
+    assert served.stdout == inproc.stdout
+    cpu = min(os.sched_getaffinity(0))
+    assert served.stdout.decode().split() == [
+        "200", "0", "Cpus_allowed_list:", str(cpu), "5", "300"
+    ]  # fmt: skip
+
+
+def test_client_with_fewer_capabilities_is_not_served(pooled: Pydock, scratch: Path) -> None:
+    """A root client whose capability bounding set lacks one runs the command itself: a
+    worker would lend it every capability it has."""
+    _wait_idle_worker(pooled.root)
+    trace = scratch / "trace.jsonl"
+    res = subprocess.run(
+        ["setpriv", "--bounding-set", "-sys_module",
+         *_cmd(pooled, "run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status")],
+        env=dict(os.environ, PYDOCK_TRACE=str(trace)), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    marks = [m[0] for m in json.loads(trace.read_text().splitlines()[-1])["marks"]]
+    assert "handoff" not in marks
