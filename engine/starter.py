@@ -272,13 +272,16 @@ def _sources_stamp() -> tuple[int, ...]:
 _LOADED = _sources_stamp()
 
 
-def _warm_imports() -> None:
-    """Import what a run needs, so the served run imports nothing."""
+def _warm_imports(root: str) -> None:
+    """Import what a run needs, so the served run imports nothing. Done once per line of
+    workers: a successor is forked after it and inherits it."""
+    global _parser
+    if _parser is not None:
+        return
     from ..nsutil import console, rootfs, seccomp  # noqa: F401 - the held init uses them
     from ..overlay import driver  # noqa: F401
     from . import cli, cmd_containers, monitor, runtime, shim, spec  # noqa: F401
 
-    global _parser
     _parser = cli.build_parser("run")
     # A dry parse: argparse and gettext compile their regular expressions on first use,
     # and run's option modules load lazily; both would otherwise be paid by the run.
@@ -291,6 +294,18 @@ def _warm_imports() -> None:
     from .security import capabilities
 
     program(default_oci(capabilities(spec.DEFAULT_CAPS, opts.cap_add, opts.cap_drop, False)))
+    # Docker's default network is a bridge. Without a namespace pool its setup needs
+    # pyroute2 (~200 ms and ~25 MB to import): paid here, not by the run.
+    from .errors import EngineError
+    from .network import config, manager, pool  # noqa: F401
+
+    try:
+        pooled_netns = config.load(root).pool_size > 0
+    except EngineError:
+        pooled_netns = False  # a bad daemon.json: the run will say what is wrong
+    if not pooled_netns:
+        import pyroute2.iproute.linux  # noqa: F401
+        import pyroute2.netlink.exceptions  # noqa: F401
 
 
 #: the ``run`` parser, built before the client's command line arrives
@@ -324,17 +339,27 @@ def _worker(root: str, predecessor: int | None) -> None:
             return  # upgraded: the next fill starts workers of the new code
     base = os.path.join(d, me)
     prep: prestart.Prepared | None = None
-    # The successor is forked now, while this process is pristine (no client's state, no
-    # prepared container) and not on a run's path; it waits on the pipe.
+    try:
+        _touch(base + ".pending")
+        _warm_imports(root)
+    except BaseException:
+        _cleanup(base, None)
+        raise
+    # The successor is forked now, warm but pristine (no client's state, no prepared
+    # container), and off any run's path; it waits on the pipe.
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         _fork_worker(root, r, lambda: os.close(w))
     finally:
         os.close(r)
     try:
-        _touch(base + ".pending")
-        _warm_imports()
-        prep = _prepare(base)
+        # A SIGTERM (stop) waits until the preparation is complete and undoable as a
+        # whole: raised halfway, it could leave a cgroup no record names.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            prep = _prepare(base)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         lsock.bind(base + ".tmp")
         lsock.listen(1)

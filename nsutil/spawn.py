@@ -90,8 +90,9 @@ class Held:
         self.pdeathsig = pdeathsig
 
     def usable_for(self, spec: dict, pdeathsig: int | None) -> bool:
-        """Whether ``spec`` can start in this init: it must want exactly what was made
-        before the fork, a new pid namespace and no time namespace, and the same
+        """Whether ``spec`` can start in this init: it must want what was made before the
+        fork (a new pid namespace, new or joined network, UTS and IPC namespaces: the init
+        setns()es into a joined one, leaving its own), no time namespace, and the same
         parent-death signal."""
         if self.chan is None or pdeathsig != self.pdeathsig:
             return False
@@ -100,7 +101,8 @@ class Held:
         except ValueError:
             return False
         return (
-            all(t in ns.new for t in ("pid", *_PREMADE))
+            "pid" in ns.new
+            and all(ns.private(t) for t in _PREMADE)
             and "time" not in ns.new
             and "time" not in ns.join
         )
