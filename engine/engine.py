@@ -36,6 +36,22 @@ def _port_bindings(publish: list[str]) -> dict:
     return port_bindings(publish)
 
 
+#: drivers opened ahead by a start worker: (absolute root, name) -> driver (no options)
+_preopened: dict[tuple[str, str], Driver] = {}
+
+
+def preopen_driver(root: str) -> None:
+    """Open ``root``'s default storage driver ahead of the run that will use it (a start
+    worker, engine/starter.py): opening reads the probe cache and sweeps temp dirs, ~2 ms
+    the first time in a process. A run asking for it with no storage options takes it."""
+    eng = Engine(root)
+    try:
+        name = eng.driver_name()
+        _preopened[(str(eng.root.absolute()), name)] = eng.driver(name)
+    except (EngineError, DriverError, OSError):
+        pass  # the run reports what is wrong with the driver
+
+
 class Engine:
     def __init__(
         self,
@@ -75,6 +91,10 @@ class Engine:
     def driver(self, name: str | None = None) -> Driver:
         name = name or self.driver_name()
         drv = self._drivers.get(name)
+        if drv is None and not self.storage_opts:
+            drv = _preopened.pop((str(self.root.absolute()), name), None)
+            if drv is not None:
+                self._drivers[name] = drv
         if drv is None:
             try:
                 drv = registry.open_driver(name, self.root, DriverOptions(dict(self.storage_opts)))

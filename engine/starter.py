@@ -123,6 +123,7 @@ def fill(root: str, want: int | None = None) -> int:
         want, _ = prestart.pool_settings(root)
     if want <= 0:
         return 0
+    root = os.path.abspath(root)  # a worker works from "/"
     d = pool_dir(root)
     os.makedirs(d, mode=0o700, exist_ok=True)
     lock = FileLock(os.path.join(d, "fill.lock"))
@@ -283,6 +284,10 @@ def _warm_imports(root: str) -> None:
     from . import cli, cmd_containers, monitor, runtime, shim, spec  # noqa: F401
 
     _parser = cli.build_parser("run")
+    # The root's default storage driver, opened (probe cache read, temp dirs swept) now.
+    from .engine import preopen_driver
+
+    preopen_driver(root)
     # A dry parse: argparse and gettext compile their regular expressions on first use,
     # and run's option modules load lazily; both would otherwise be paid by the run.
     a = _parser.parse_args(["run", "--rm", "--network", "none", "-e", "A=B", "busybox", "true"])
