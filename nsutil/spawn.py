@@ -583,6 +583,10 @@ def _reset_signals() -> None:
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
+        # Python knows every disposition it set or found at start (None: set from C, so
+        # unknown); a default one needs no syscall.
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            continue
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -225,3 +225,13 @@ def test_served_run_has_the_clients_environment(scratch: Path) -> None:
     finally:
         p.cleanup()
         p("system", "warm", "--stop", check=True)
+
+
+def test_served_container_starts_with_clean_signal_state(pooled: Pydock, scratch: Path) -> None:
+    """The worker blocks and handles signals of its own; its container inherits none of
+    that (signal(7): the mask and ignored dispositions survive execve)."""
+    res = _served(pooled, scratch, "run", "--rm", "busybox", "grep", "-E", "^Sig(Blk|Ign|Cgt)",
+                  "/proc/self/status")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    masks = dict(line.split(":\t") for line in res.stdout.decode().splitlines())
+    assert masks == {"SigBlk": "0" * 16, "SigIgn": "0" * 16, "SigCgt": "0" * 16}
