@@ -66,13 +66,17 @@ def _claim(root: str):
             continue
         key = name[:-5]
         claimed = os.path.join(d, key + ".claimed")
-        try:
-            os.rename(os.path.join(d, name), claimed)  # atomic: one client wins
-        except OSError:
-            continue
         import _socket
 
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        if s.fileno() <= 2:  # our stdio was closed: the socket would be handed over as it
+            s.close()
+            return None
+        try:
+            os.rename(os.path.join(d, name), claimed)  # atomic: one client wins
+        except OSError:
+            s.close()
+            continue
         try:
             s.connect(claimed)
         except OSError:  # a worker that died: its socket is dead

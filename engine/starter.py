@@ -60,6 +60,9 @@ MAGIC = b"pydock-run/1"
 _ORIGIN = os.fsencode(os.path.dirname(os.path.abspath(__file__)))
 #: how long a successor waits for its predecessor's run to end before it prepares anyway
 SUCCESSOR_WAIT = 5.0
+#: how long a claimed worker waits for its client's connection (an idle one checks for
+#: an abandoned claim this often)
+CLAIM_WAIT = 5.0
 _SOURCES = ("__init__.py", "engine/starter.py", "engine/cli.py")
 
 
@@ -411,24 +414,36 @@ def _prepare(base: str) -> prestart.Prepared:
 
 
 def _wait_for_client(lsock: socket.socket, base: str, idle: float) -> socket.socket:
+    """The claiming client's connection; Retire at the idle timeout, when the socket was
+    taken away (``--stop``, a removed pool directory), or when a claim is not followed by
+    a connection within CLAIM_WAIT (its client died in between: without this the worker
+    would wait, and count as the pool's, for good)."""
     global _serving
     deadline = time.monotonic() + idle
+    claimed_since = None
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
+        now = time.monotonic()
+        if now >= deadline and claimed_since is None:
             try:
                 os.rename(base + ".sock", base + ".retired")
             except FileNotFoundError:
-                left = 5.0  # claimed just now: its client is connecting
+                pass  # claimed just now: its client is connecting
             else:
                 raise Retire()
-        ready, _, _ = select.select([lsock], [], [], left)
+        wait = min(deadline - now, CLAIM_WAIT) if now < deadline else CLAIM_WAIT
+        ready, _, _ = select.select([lsock], [], [], wait)
         if ready:
             conn, _ = lsock.accept()
             _serving = True
             return conn
-        if not os.path.exists(base + ".sock") and not os.path.exists(base + ".claimed"):
-            raise Retire()  # the pool directory was removed under us
+        if os.path.exists(base + ".sock"):
+            continue
+        if not os.path.exists(base + ".claimed"):
+            raise Retire()
+        if claimed_since is None:
+            claimed_since = time.monotonic()
+        elif time.monotonic() - claimed_since >= CLAIM_WAIT:
+            raise Retire()
 
 
 def _cleanup(base: str, prep: prestart.Prepared | None) -> None:

@@ -233,3 +233,31 @@ def test_client_with_fewer_capabilities_is_not_served(pooled: Pydock, scratch: P
     assert res.returncode == 0, res.stderr
     marks = [m[0] for m in json.loads(trace.read_text().splitlines()[-1])["marks"]]
     assert "handoff" not in marks
+
+
+def test_abandoned_claim_retires_the_worker(pooled: Pydock, scratch: Path) -> None:
+    """A client that dies between its claim (the rename) and its connection leaves a
+    worker nobody will connect to: it retires after CLAIM_WAIT instead of waiting, and
+    counting as the pool's, until its idle timeout."""
+    sock = _wait_idle_worker(pooled.root)
+    d = pooled.root / "starters"
+    os.rename(d / sock, d / sock.replace(".sock", ".claimed"))
+    _wait_gone(_pid(sock), timeout=starter.CLAIM_WAIT * 2 + 5)
+    assert not list(d.glob(sock.replace(".sock", ".*")))
+
+
+def test_client_with_closed_stdin_is_not_served(pooled: Pydock, scratch: Path) -> None:
+    """With fd 0 closed, the client's socket would take its number and be handed over as
+    the container's stdin (``cat`` then reads the hand-over socket for ever): such a
+    client runs the command itself, as without a pool."""
+    _wait_idle_worker(pooled.root)
+    args = _cmd(pooled, "run", "-i", "--rm", "busybox", "cat")
+    trace = scratch / "trace.jsonl"
+    res = subprocess.run(args, preexec_fn=lambda: os.close(0), capture_output=True, timeout=30,
+                         env=dict(os.environ, PYDOCK_TRACE=str(trace)))  # fmt: skip
+    inproc = subprocess.run(args, preexec_fn=lambda: os.close(0), capture_output=True,
+                            timeout=30, env=dict(os.environ, PYDOCK_NO_START_POOL="1"))  # fmt: skip
+    # (the in-process error depends on which file took fd 0: only the code is stable)
+    assert res.returncode == inproc.returncode == 125, (res.stderr, inproc.stderr)
+    marks = [m[0] for m in json.loads(trace.read_text().splitlines()[-1])["marks"]]
+    assert "handoff" not in marks
