@@ -8,8 +8,6 @@ answers ``fallback``, the ordinary CLI (engine/cli.py) runs in this process; aft
 ``run`` it refills the pool if daemon.json asks for one.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
