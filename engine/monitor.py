@@ -37,6 +37,14 @@ def run_attached(engine: Engine, rec: dict, *, interactive: bool, mounted: bool 
     return _run(engine, rec, (stdin, out_w, err_w), (out_r, err_r), echo=True, mounted=mounted)
 
 
+def _starting(engine: Engine, rec: dict, pid: int) -> None:
+    """While the container's init builds its root and execs (spawn's ``during``): write
+    the bundle and the record, marked running with its pid. Should the exec fail, the
+    error path records the exit at once (finish), as after any failed start."""
+    engine.flush_created(rec)
+    engine.mark_running(rec, pid)
+
+
 def _run(
     engine: Engine,
     rec: dict,
@@ -57,7 +65,7 @@ def _run(
 
             engine.flush_created(rec)  # the bundle on disk is the one without this network
             bundle = network_setup(engine, rec, bundle)
-        running = runtime.start(bundle, stdio, during=lambda: engine.flush_created(rec))
+        running = runtime.start(bundle, stdio, during=lambda pid: _starting(engine, rec, pid))
     except SpawnError as e:
         _close(pipes, stdio)
         engine.finish(rec, e.exit_code, str(e))
@@ -69,7 +77,6 @@ def _run(
     if pipes:  # the container holds the write ends now
         os.close(stdio[1])
         os.close(stdio[2])
-    engine.mark_running(rec, running.pid)
     trace.mark("running")
     if report is not None:
         os.write(report, b"0")

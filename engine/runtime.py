@@ -44,7 +44,7 @@ def start(
     spec: dict,
     stdio: tuple[int, int, int],
     console: int | None = None,
-    during: Callable[[], None] | None = None,
+    during: Callable[[int], None] | None = None,
 ) -> Running:
     """Create the cgroup, spawn the container's process into it, return when it has exec'd.
 

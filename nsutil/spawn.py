@@ -186,7 +186,7 @@ def spawn(
     pdeathsig: int | None = signal.SIGKILL,
     console_socket: int | None = None,
     held: Held | None = None,
-    during: Callable[[], None] | None = None,
+    during: Callable[[int], None] | None = None,
 ) -> int:
     """Start the container process described by ``spec``; return its host pid once it has
     exec'd. The caller owns the child: it must waitpid() it.
@@ -210,8 +210,8 @@ def spawn(
     passes absolute paths.
 
     ``held``: an init made by :func:`prefork` (check :meth:`Held.usable_for` first) gets
-    the spec instead of a fresh fork; it is consumed either way. ``during()`` runs once the
-    child is released, while it builds the container (the engine writes its state then).
+    the spec instead of a fresh fork; it is consumed either way. ``during(pid)`` runs once
+    the child is released, while it builds the container (the engine writes its state then).
     """
     process = spec.get("process") or {}
     if not process.get("args"):
@@ -263,7 +263,7 @@ def spawn(
         finally:
             os.close(sync_w)
         if during is not None:
-            during()
+            during(pid)
         report = _read_all(err_r)
     except BaseException:
         _kill_and_reap(pid)
