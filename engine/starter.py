@@ -135,7 +135,7 @@ def fill(root: str, want: int | None = None) -> int:
     try:
         missing = want - _live_workers(d)
         for _ in range(max(missing, 0)):
-            _fork_worker(root, None)
+            _fork_worker(root, None, lock.release)  # a worker must not hold the fill lock
         return max(missing, 0)
     finally:
         lock.release()
@@ -237,26 +237,34 @@ def _detach() -> None:
         os.dup2(null, fd)
     os.close(null)
     os.chdir("/")
+    # Descriptors inherited across the creator's exec (a job server's, a caller's extra
+    # pipe): whoever waits for their EOF must not wait for the worker. pydock's own are
+    # close-on-exec (PEP 446) and stay.
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if int(name) > 2 and os.get_inheritable(int(name)):
+                os.close(int(name))
     atexit._clear()  # the creator's handlers (trace, pool reaps) are not ours
     trace.begin(None)
     prestart.current = None
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_term)
+    for sig in _CLIENT_SIGNALS:
+        signal.signal(sig, _on_signal)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
-#: a client connected: a SIGTERM from now on is one it forwarded, for its container
+#: what a client forwards (client._FORWARDED, runtime.FORWARDED_SIGNALS)
+_CLIENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                   signal.SIGUSR2, signal.SIGWINCH)  # fmt: skip
+#: a client connected: a signal from now on is one it forwarded, for its run
 _serving = False
-_term_pending = False
+_pending: list[int] = []
 
 
-def _on_term(_sig, _frame) -> None:
-    global _term_pending
+def _on_signal(sig: int, _frame) -> None:
     if _serving:
-        _term_pending = True  # _serve() passes it on to the run
-        return
-    raise Retire()
+        _pending.append(sig)  # _serve() passes it on to the run
+    elif sig == signal.SIGTERM:
+        raise Retire()
 
 
 def _sources_stamp() -> tuple[int, ...]:
@@ -586,16 +594,13 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
     trace.begin(os.environ.get("PYDOCK_TRACE"), [("imports", imports_ns), ("handoff", got)])
     prestart.current = prep
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     # The client forwards its signals to us from the moment it handed over; the container
     # must get them even if they arrive before runtime.wait() proxies them (it unblocks).
-    from .runtime import FORWARDED_SIGNALS
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if _term_pending:  # forwarded while we were still taking the request
-        signal.raise_signal(signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _CLIENT_SIGNALS)
+    for sig in _CLIENT_SIGNALS:  # as in a pydock process
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    for sig in _pending:  # forwarded while we were still taking the request
+        signal.raise_signal(sig)
     from ..drivers import state
     from .cli import main
 
