@@ -426,7 +426,8 @@ def _wait_for_client(lsock: socket.socket, base: str, idle: float) -> socket.soc
     taken away (``--stop``, a removed pool directory), or when a claim is not followed by
     a connection within CLAIM_WAIT (its client died in between: without this the worker
     would wait, and count as the pool's, for good)."""
-    global _serving
+    global _serving, _my_world
+    _my_world = _world("self")  # while idle: what a client must share (_same_world)
     deadline = time.monotonic() + idle
     claimed_since = None
     while True:
@@ -474,14 +475,21 @@ _CONFINEMENT = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPr
 
 
 def _same_world(pid: int) -> bool:
+    global _my_world
     try:
-        for rel in _WORLD:
-            mine, theirs = os.stat(f"/proc/self/{rel}"), os.stat(f"/proc/{pid}/{rel}")
-            if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
-                return False
-        return _confinement("self") == _confinement(str(pid))
+        if _my_world is None:  # read ahead by _wait_for_client
+            _my_world = _world("self")
+        return _world(str(pid)) == _my_world
     except OSError:
         return False
+
+
+def _world(pid: str) -> list:
+    out: list = [(st.st_dev, st.st_ino) for st in (os.stat(f"/proc/{pid}/{r}") for r in _WORLD)]
+    return out + _confinement(pid)
+
+
+_my_world: list | None = None
 
 
 def _confinement(pid: str) -> list[bytes]:
