@@ -92,11 +92,17 @@ def _entries(d: str) -> dict[str, list[str]]:
 
 
 def _alive(key: str) -> bool:
+    """Whether worker ``<pid>-<start>`` runs. A zombie does not: a worker killed after its
+    creator exited waits for init (or a subreaper) to reap it, which may take a while,
+    and meanwhile the pool must count it out and ``--stop`` need not wait for it."""
     pid, _, start = key.partition("-")
     try:
-        return proc_start_time(int(pid)) == start
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read()
     except (OSError, ValueError):
         return False
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return fields[0] != b"Z" and fields[19].decode() == start
 
 
 def _live_workers(d: str, exclude: str = "") -> int:

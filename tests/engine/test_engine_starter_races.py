@@ -300,3 +300,28 @@ def test_workers_keep_no_inherited_descriptor(pooled: Pydock, scratch: Path) -> 
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_a_zombie_worker_is_not_alive() -> None:
+    """A SIGKILLed worker stays a zombie until init reaps it (late, on some machines):
+    it must neither count as the pool's nor make ``--stop`` wait."""
+    from pydock.engine.containers import proc_start_time
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)
+        os._exit(0)
+    try:
+        key = f"{pid}-{proc_start_time(pid)}"
+        assert starter._alive(key)
+        os.write(w, b"x")
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not starter._alive(key)
+    finally:
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
