@@ -215,10 +215,7 @@ def markdown(doc: dict) -> str:
              " Milliseconds.", "",
              report.md_table(["storage", "operation", "size", "cache", "p50", "max", "note"],
                              table)]  # fmt: skip
-    for name, why in doc["skipped"].items():
-        parts.append(f"\n`{name}`: not measured: {why}")
-    parts += ["", report.machine_line(doc)]
-    return "\n".join(parts)
+    return report.closing(parts, doc)
 
 
 def plot(doc: dict, path: str) -> None:

@@ -285,10 +285,7 @@ def markdown(doc: dict) -> str:
             lines.append(f"- {label}: {fu / other:.2f} ({verdict})")
     if lines:
         parts += ["", "Issue #4 targets:", *lines]
-    for name, why in doc["skipped"].items():
-        parts.append(f"\n`{name}`: not measured: {why}")
-    parts += ["", report.machine_line(doc)]
-    return "\n".join(parts)
+    return report.closing(parts, doc)
 
 
 def plot(doc: dict, path: str) -> None:

@@ -162,10 +162,7 @@ def markdown(doc: dict) -> str:
         "",
         report.md_table(hdr, table),
     ]
-    for name, why in doc["skipped"].items():
-        parts.append(f"\n`{name}`: not measured: {why}")
-    parts += ["", report.machine_line(doc)]
-    return "\n".join(parts)
+    return report.closing(parts, doc)
 
 
 def plot(doc: dict, path: str) -> None:

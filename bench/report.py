@@ -40,6 +40,15 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def closing(parts: list[str], doc: dict) -> str:
+    """The end every Markdown report shares: the targets not measured, each with why, and
+    the machine line; ``parts`` joined into the report."""
+    for name, why in doc["skipped"].items():
+        parts.append(f"\n`{name}`: not measured: {why}")
+    parts += ["", machine_line(doc)]
+    return "\n".join(parts)
+
+
 def machine_line(doc: dict) -> str:
     return "Machine: " + one_line(doc["machine"])
 
