@@ -9,12 +9,46 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 from pydock.engine.network import config as netconfig
 from pydock.engine.network.nft import Nft
 from pydock.engine.network.store import host_routes
+
+
+def start_detached(root: Path, n: int, cids: list[str]) -> None:
+    """Start ``n`` containers ``c0``.. at once (``run -d`` on the default network, overlay2)
+    and append their ids to ``cids`` as they report (so a caller can clean up after a
+    failure); each must start."""
+    from helpers import PYDOCK
+
+    procs = [
+        subprocess.Popen(
+            [
+                PYDOCK,
+                "--root",
+                str(root),
+                "-s",
+                "overlay2",
+                "run",
+                "-d",
+                "--name",
+                f"c{i}",
+                "busybox",
+                "sleep",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    for pr in procs:
+        out, err = pr.communicate(timeout=120)
+        assert pr.returncode == 0, err.decode()
+        cids.append(out.decode().strip())
 
 
 def free_subnet() -> ipaddress.IPv4Network:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 
-from helpers import PYDOCK
-from netfix import configure, force_clean, leftovers, state
+from netfix import configure, force_clean, leftovers, start_detached, state
 
 N = 20
 
@@ -17,33 +15,9 @@ def test_twenty_concurrent_runs_get_distinct_addresses(overlay_pydock):
     p = overlay_pydock
     p.network = None  # pydock's default network (bridge)
     cfg = configure(p.root)
-    procs = [
-        subprocess.Popen(
-            [
-                PYDOCK,
-                "--root",
-                str(p.root),
-                "-s",
-                "overlay2",
-                "run",
-                "-d",
-                "--name",
-                f"c{i}",
-                "busybox",
-                "sleep",
-                "60",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in range(N)
-    ]
-    cids = []
+    cids: list[str] = []
     try:
-        for pr in procs:
-            out, err = pr.communicate(timeout=120)
-            assert pr.returncode == 0, err.decode()
-            cids.append(out.decode().strip())
+        start_detached(p.root, N, cids)
         info = json.loads(p.out("network", "inspect", "bridge"))[0]
         addrs = {c["IPv4Address"].split("/")[0] for c in info["Containers"].values()}
         assert len(addrs) == N

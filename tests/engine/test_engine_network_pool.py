@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PYDOCK, VENV_BIN
+from helpers import VENV_BIN
 from netfix import (
     configure,
     force_clean,
     free_subnet,
     leftovers,
     pool_links,
+    start_detached,
     state,
     table_exists,
 )
@@ -222,32 +223,8 @@ def test_twenty_concurrent_starts_with_a_pool_of_two(pooled):
     p.out("run", "--rm", "busybox", "true")
     wait_pool(p.root, seen)
     n = 20
-    procs = [
-        subprocess.Popen(
-            [
-                PYDOCK,
-                "--root",
-                str(p.root),
-                "-s",
-                "overlay2",
-                "run",
-                "-d",
-                "--name",
-                f"c{i}",
-                "busybox",
-                "sleep",
-                "60",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in range(n)
-    ]
-    cids = []
-    for pr in procs:
-        out, err = pr.communicate(timeout=120)
-        assert pr.returncode == 0, err.decode()
-        cids.append(out.decode().strip())
+    cids: list[str] = []
+    start_detached(p.root, n, cids)
     st = state(p.root)
     addrs = [st["containers"][c]["Endpoints"]["bridge"]["IPAddress"] for c in cids]
     pooled_now = [e["IPAddress"] for e in st["networks"]["bridge"].get("Pool") or []]
