@@ -23,6 +23,8 @@ from pathlib import Path
 from ..engine.engine import Engine
 
 BUSYBOX = "busybox:latest"
+#: extractall() keywords for a tree pydock itself made (filters exist from Python 3.11.4)
+_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 
 def engine(root: Path, driver: str) -> Engine:
@@ -57,7 +59,9 @@ def export_rootfs(root: Path, driver: str, ref: str, dest: Path) -> None:
                 buf.seek(0)
                 dest.mkdir(parents=True, exist_ok=True)
                 with tarfile.open(fileobj=buf) as tar:
-                    tar.extractall(dest, filter="fully_trusted")
+                    # Python < 3.11.4 (Debian 12's 3.11.2) has no extraction filters; there, no
+                    # filter is the same as "fully_trusted"
+                    tar.extractall(dest, **_TRUSTED)
         finally:
             drv.put(tmp)
     finally:

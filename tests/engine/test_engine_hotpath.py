@@ -58,13 +58,15 @@ def test_run_loads_only_stdlib_and_cffi(overlay_pydock, scratch):
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout.decode().strip().splitlines()[-1])
     assert report["code"] == 0 and report["spawned"] == []
-    # __main__ is the probe; _distutils_hack is setuptools' .pth hook, loaded by site
+    # __main__ is the probe; _distutils_hack is setuptools' .pth hook and sitecustomize
+    # Debian python3's own (its apport hook), both loaded by site
     allowed = set(sys.stdlib_module_names) | {
         "pydock",
         "_cffi_backend",
         "subprocess_guard",
         "__main__",
         "_distutils_hack",
+        "sitecustomize",
     }
     foreign = [m for m in report["mods"] if m not in allowed and not m.startswith("__editable__")]
     assert foreign == []
