@@ -48,7 +48,7 @@ import sys
 import time
 
 from ..cgroupfs import Cgroup, CgroupError, own_paths
-from ..nsutil import spawn
+from ..nsutil import memory, spawn
 from . import prestart, trace
 from .client import command_word
 from .containers import proc_start_time
@@ -382,6 +382,10 @@ def _worker(root: str, predecessor: int | None) -> None:
             prep = _prepare(base)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        # Our pages are shared copy-on-write with the processes we were forked from and
+        # forked: copy them now, while no client waits, not one fault at a time during
+        # the run (~4 ms of CPU, see nsutil/memory.py).
+        memory.own_private_memory()
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         lsock.bind(base + ".tmp")
         lsock.listen(1)

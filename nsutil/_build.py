@@ -46,6 +46,7 @@ PR_GET_NO_NEW_PRIVS PR_CAP_AMBIENT PR_CAP_AMBIENT_IS_SET PR_CAP_AMBIENT_RAISE
 PR_CAP_AMBIENT_LOWER PR_CAP_AMBIENT_CLEAR_ALL
 LINUX_CAPABILITY_VERSION_3 LINUX_CAPABILITY_U32S_3
 TIOCGPTN TIOCSPTLCK TIOCGPTPEER TIOCSCTTY
+MADV_POPULATE_WRITE
 """
 
 _CDEF = """
@@ -87,6 +88,7 @@ int pd_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *t
 int pd_open_tree(int dfd, const char *path, unsigned int flags);
 int pd_mount_setattr(int dfd, const char *path, unsigned int flags,
                      struct pd_mount_attr *attr, size_t size);
+int madvise(void *addr, size_t length, int advice);
 int pd_capget(struct pd_cap_header *hdr, struct pd_cap_data *data);
 int pd_capset(struct pd_cap_header *hdr, const struct pd_cap_data *data);
 long pd_clone3(uint64_t flags, uint64_t exit_signal, int cgroup_fd, int *pidfd_out);
@@ -101,6 +103,7 @@ _SOURCE = r"""
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -110,6 +113,11 @@ _SOURCE = r"""
 PyAPI_FUNC(void) PyOS_BeforeFork(void);
 PyAPI_FUNC(void) PyOS_AfterFork_Parent(void);
 PyAPI_FUNC(void) PyOS_AfterFork_Child(void);
+
+/* madvise(2): Linux 5.14; older headers lack it (the kernel then answers EINVAL) */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* ---- syscall numbers (identical on all architectures for these new-style calls) ---- */
 #ifndef SYS_pivot_root

@@ -27,7 +27,7 @@ import signal
 from collections.abc import Callable
 from errno import EACCES, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP
 
-from pydock.nsutil import caps, namespaces, rootfs
+from pydock.nsutil import caps, memory, namespaces, rootfs
 from pydock.nsutil import syscalls as sc
 
 EXIT_SETUP_FAILED = 125  # Docker's "the engine failed"
@@ -158,6 +158,9 @@ def _held_child(
             sc.prctl(sc.lib.PR_SET_PDEATHSIG, pdeathsig)
         sc.unshare(sum(namespaces.NAMESPACE_TYPES[t][0] for t in _PREMADE))
         namespaces.loopback_up()
+        # Idle until the spec comes: own our pages now rather than fault on each one the
+        # container's setup writes to (nsutil/memory.py).
+        memory.own_private_memory()
         # A parent that died before the prctl took effect closed its end: recv sees EOF.
         msg, fds, _, _ = socket.recv_fds(chan, _MAX_SPEC, 4)
         chan.close()
