@@ -2,13 +2,16 @@
 
 A start worker (engine/starter.py) has already paid for the interpreter's imports, the
 parser and the container's cgroup; this module is what runs before that is known, so it
-imports only builtin C modules (``_socket``, ``_signal``), no pydock package besides this
-one and nothing that would import ``re`` or ``enum``. Without a worker, or when the worker
-answers ``fallback``, the ordinary CLI (engine/cli.py) runs in this process; after a
-``run`` it refills the pool if daemon.json asks for one.
+imports only builtin C modules (``posix``, ``_socket``, ``_signal``, ``time``), no pydock
+package besides this one and nothing that would import ``re`` or ``enum``. Not even
+``os``: under pydock's launcher (engine/launcher.py, ``python -IS``) nothing has imported
+it yet, and it costs ~1.4 ms (it pulls in ``_collections_abc``, ``posixpath``, ``stat``).
+Without a worker, or when the worker answers ``fallback``, the ordinary CLI
+(engine/cli.py) runs in this process; after a ``run`` it refills the pool if daemon.json
+asks for one.
 """
 
-import os
+import posix
 import sys
 import time
 
@@ -21,6 +24,19 @@ GLOBAL_VALUED = {"--root", "-s", "--storage-driver", "--storage-opt", "-l", "--l
 
 #: signals passed on to the worker, which passes them to the container (--sig-proxy)
 _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+_FS = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def _fsencode(name: str) -> bytes:
+    """os.fsencode without os."""
+    return name.encode(*_FS)
+
+
+def _getenv(name: str) -> str | None:
+    """os.environ.get without os (posix.environ has bytes keys and values)."""
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode(*_FS)
 
 
 def command_word(argv: list[str]) -> str | None:
@@ -38,7 +54,9 @@ def command_word(argv: list[str]) -> str | None:
 
 def root_of(argv: list[str]) -> str:
     """The ``--root`` the CLI will use (the last one given, as argparse takes it)."""
-    root = os.environ.get("PYDOCK_ROOT", DEFAULT_ROOT)
+    root = _getenv("PYDOCK_ROOT")
+    if root is None:
+        root = DEFAULT_ROOT
     it = iter(argv)
     for arg in it:
         if arg == "--root":
@@ -54,16 +72,16 @@ def root_of(argv: list[str]) -> str:
 
 def _claim(root: str):
     """Connect to an idle worker of ``root``: (socket, worker pid), or None."""
-    d = os.path.join(root, "starters")
+    d = (root if not root or root.endswith("/") else root + "/") + "starters"  # os.path.join
     try:
-        names = os.listdir(d)
+        names = posix.listdir(d)
     except OSError:
         return None
     for name in names:
         if not name.endswith(".sock"):
             continue
         key = name[:-5]
-        claimed = os.path.join(d, key + ".claimed")
+        claimed = f"{d}/{key}.claimed"
         import _socket
 
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
@@ -71,7 +89,7 @@ def _claim(root: str):
             s.close()
             return None
         try:
-            os.rename(os.path.join(d, name), claimed)  # atomic: one client wins
+            posix.rename(f"{d}/{name}", claimed)  # atomic: one client wins
         except OSError:
             s.close()
             continue
@@ -80,7 +98,7 @@ def _claim(root: str):
         except OSError:  # a worker that died: its socket is dead
             s.close()
             try:
-                os.unlink(claimed)
+                posix.unlink(claimed)
             except OSError:
                 pass
             continue
@@ -89,7 +107,7 @@ def _claim(root: str):
         # (0: not visible from here; the file's name is no proof of either).
         cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         pid = int.from_bytes(cred[:4], sys.byteorder)
-        if pid <= 0 or int.from_bytes(cred[4:8], sys.byteorder) not in (0, os.getuid()):
+        if pid <= 0 or int.from_bytes(cred[4:8], sys.byteorder) not in (0, posix.getuid()):
             s.close()
             return None
         return s, pid
@@ -97,12 +115,15 @@ def _claim(root: str):
 
 
 def _request(argv: list[str]) -> bytes:
-    umask = os.umask(0)
-    os.umask(umask)
-    env = [k + b"=" + v for k, v in os.environb.items()]
-    origin = os.fsencode(os.path.dirname(os.path.abspath(__file__)))
-    fields = [b"pydock-run/1", origin, os.fsencode(os.getcwd()), b"%d" % umask, b"%d" % len(argv)]
-    fields += [os.fsencode(a) for a in argv]
+    umask = posix.umask(0)
+    posix.umask(umask)
+    env = [k + b"=" + v for k, v in posix.environ.items()]
+    cwd = posix.getcwdb()
+    # where this module lives, as os.path.dirname(os.path.abspath(__file__)) gives it
+    here = _fsencode(__file__)
+    origin = (here if here.startswith(b"/") else cwd + b"/" + here).rpartition(b"/")[0]
+    fields = [b"pydock-run/1", origin, cwd, b"%d" % umask, b"%d" % len(argv)]
+    fields += [_fsencode(a) for a in argv]
     fields += [b"%d" % len(env), *env, b"%d" % _IMPORTED_NS]
     return b"\0".join(fields)
 
@@ -125,7 +146,7 @@ def served(argv: list[str], root: str) -> int | None:
 
     def forward(sig: int, _frame: object) -> None:
         try:
-            os.kill(worker, sig)
+            posix.kill(worker, sig)
         except ProcessLookupError:
             pass
 
@@ -143,18 +164,18 @@ def served(argv: list[str], root: str) -> int | None:
             _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         return None
-    os.write(2, b"pydock: the start worker exited before the command finished\n")
+    posix.write(2, b"pydock: the start worker exited before the command finished\n")
     return 125
 
 
 def entry() -> None:
     """``pydock``: served by a start worker when one waits, else the CLI in-process."""
     argv = sys.argv[1:]
-    run = command_word(argv) == "run" and not os.environ.get("PYDOCK_NO_START_POOL")
+    run = command_word(argv) == "run" and not _getenv("PYDOCK_NO_START_POOL")
     if run:
         code = served(argv, root_of(argv))
         if code is not None:
-            os._exit(code)
+            posix._exit(code)
     from . import cli
 
     code = cli.finish(cli.main)
@@ -166,4 +187,4 @@ def entry() -> None:
             from . import starter
 
             starter.fill(root)
-    os._exit(code)
+    posix._exit(code)
