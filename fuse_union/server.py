@@ -97,6 +97,9 @@ async def _serve(mountpoint: str, ready_fd: int | None) -> None:
                 pyfuse3.terminate()
                 return
 
+    from pydock.fuse_union import loop
+
+    loop.install()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(_ready, mountpoint, ready_fd)
