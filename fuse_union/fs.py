@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import shutil
 import stat
@@ -77,7 +78,7 @@ def _fail(code: int) -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(code)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     ino: int
     paths: set[str]
@@ -95,7 +96,7 @@ class Node:
     #: kept while the node is lower only, which makes both immutable: the reply to
     #: lookup/getattr/readdirplus, and (directories) the merged listing
     attrs: pyfuse3.EntryAttributes | None = None
-    listing: list[Listed] | None = None
+    listing: Listing | None = None
 
     @property
     def path(self) -> str:
@@ -105,11 +106,36 @@ class Node:
         raise pyfuse3.FUSEError(errno.ENOENT)  # every name is gone (open-but-unlinked)
 
 
-#: one readdir entry, ready to reply: the encoded name, its node and its attributes
-Listed = tuple[bytes, Node, pyfuse3.EntryAttributes]
+class Listing:
+    """One readdir snapshot, ready to reply: encoded names, nodes, attributes, offsets.
+
+    ``lower`` says every entry was lower-only when it was taken and ``epoch`` is the
+    filesystem's :attr:`UnionFS.epoch` then: while the epoch is unchanged no node has been
+    copied up, changed layer, lost or changed a name or been dropped since, so the entries
+    need no re-checking.
+    """
+
+    __slots__ = ("names", "nodes", "attrs", "offsets", "lower", "epoch", "_upper")
+
+    def __init__(self, epoch: int, upper: int | None) -> None:
+        self.names: list[bytes] = []
+        self.nodes: list[Node] = []
+        self.attrs: list[pyfuse3.EntryAttributes] = []
+        self.offsets: list[int] = []
+        self.lower = True
+        self.epoch = epoch
+        self._upper = upper
+
+    def add(self, name: bytes, node: Node, attrs: pyfuse3.EntryAttributes) -> None:
+        self.names.append(name)
+        self.nodes.append(node)
+        self.attrs.append(attrs)
+        self.offsets.append(len(self.offsets) + 1)  # readdir's next_id: index + 1
+        if node.layer == self._upper:
+            self.lower = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Handle:
     fd: int
     node: Node
@@ -136,9 +162,12 @@ class UnionFS(pyfuse3.Operations):
         self.nodes: dict[int, Node] = {}
         self.by_key: dict[tuple[int, int], int] = {}
         self.dirs: dict[str, int] = {}
-        self.handles: dict[int, Handle | list[Listed] | None] = {}
+        self.handles: dict[int, Handle | Listing | None] = {}
         self.dir_nodes: dict[int, Node] = {}
         self._next_ino = pyfuse3.ROOT_INODE + 1
+        #: bumped whenever a node changes layer, loses or changes a name, or is dropped
+        #: (see :class:`Listing`)
+        self.epoch = 0
         self._next_fh = 1
         self._tmp = 0
         self.lock = trio.Lock()
@@ -175,10 +204,13 @@ class UnionFS(pyfuse3.Operations):
         elif is_dir:
             if node.path != rel:
                 self.dirs.pop(node.path, None)
+                self.epoch += 1
             node.paths = {rel}
         else:
             node.paths.add(rel)
-        node.layer = found.layer
+        if node.layer != found.layer:
+            self.epoch += 1
+            node.layer = found.layer
         if is_dir:
             node.dirlayers = list(found.dirlayers)
             self.dirs[rel] = node.ino
@@ -212,6 +244,7 @@ class UnionFS(pyfuse3.Operations):
 
     def _drop(self, node: Node) -> None:
         node.deleted = True
+        self.epoch += 1
         if self.by_key.get(node.key) == node.ino:
             del self.by_key[node.key]
         for p in node.paths if node.is_dir else ():
@@ -304,6 +337,7 @@ class UnionFS(pyfuse3.Operations):
         os.utime(parent_upper, ns=(pst.st_atime_ns, pst.st_mtime_ns))
         assert self.upper is not None
         node.layer = self.upper
+        self.epoch += 1
         node.listing, node.attrs = None, None
         node.dirlayers.insert(0, self.upper)
         self._rekey(node, os.lstat(dst))
@@ -351,6 +385,7 @@ class UnionFS(pyfuse3.Operations):
         os.utime(parent_upper, ns=(pst.st_atime_ns, pst.st_mtime_ns))
         assert self.upper is not None
         node.layer = self.upper
+        self.epoch += 1
         # Other names of a lower hard link stay lower (overlay with index=off breaks the
         # link on copy-up): drop the lower key so they become nodes of their own.
         node.paths = {rel}
@@ -566,6 +601,7 @@ class UnionFS(pyfuse3.Operations):
                 self._drop(node)
             else:
                 node.paths.discard(rel)
+                self.epoch += 1
 
     @_errors
     async def rename(
@@ -656,6 +692,7 @@ class UnionFS(pyfuse3.Operations):
                     self._drop(dnode)
                 else:
                     dnode.paths.discard(new_rel)
+                    self.epoch += 1
         self._moved(src_node, old_rel, new_rel)
 
     async def _exchange(self, op: Node, old: str, np_: Node, new: str) -> None:
@@ -692,6 +729,7 @@ class UnionFS(pyfuse3.Operations):
         self._moved(src_node, swap, new_rel)
 
     def _moved(self, node: Node, old: str, new: str) -> None:
+        self.epoch += 1
         node.paths = {new if p == old else p for p in node.paths}
         if not node.is_dir:
             return
@@ -793,43 +831,100 @@ class UnionFS(pyfuse3.Operations):
         await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, h.fd)
 
     # -- directories ---------------------------------------------------------------------
-    @_errors
+    # opendir/readdir/releasedir run for every directory a `find` walks, so they skip the
+    # @_errors wrapper (one more coroutine per request): only the scan can raise OSError.
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        node = self._node(inode)
+        node = self.nodes.get(inode)
+        if node is None:
+            raise _fail(errno.ESTALE)
         fh = self._next_fh
-        self._next_fh += 1
+        self._next_fh = fh + 1
         self.handles[fh] = None
         self.dir_nodes[fh] = node
         return fh
 
-    @_errors
+    async def _listing(self, node: Node) -> Listing:
+        """The snapshot an open replies from. A lower-only directory cannot change at all,
+        so its snapshot is kept on the node and a later open replies from it without
+        touching the disk (the warm `find` case: no scandir, no lstat, no node lookups)."""
+        lower_only = node.layer != self.upper
+        if lower_only and node.listing is not None:
+            return node.listing
+        try:
+            entries = await trio.to_thread.run_sync(
+                st_.merged_entries, self.roots, list(node.dirlayers), node.path
+            )
+        except OSError as e:
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+        path = node.path
+        listing = Listing(self.epoch, self.upper)
+        for e in entries:
+            child = self._node_for(_join(path, e.name), e.found)
+            listing.add(e.bname, child, self._lower_attrs(child, e.found.st))
+        listing.epoch = self.epoch  # _node_for may have bumped it
+        if lower_only and node.layer != self.upper:  # not copied up meanwhile
+            node.listing = listing
+        return listing
+
+    def _still_lower(self, node: Node, listing: Listing) -> bool:
+        """Is every entry of a lower snapshot still a lower node under that name? Then it is
+        as good as one taken now (lower attributes never change): stamp it with today's
+        epoch, so changes elsewhere in the mount do not keep it on the per-entry path."""
+        up = self.upper
+        try:
+            path = node.path
+        except pyfuse3.FUSEError:
+            path = None  # the directory itself is gone
+        if path is not None and all(
+            not c.deleted and c.layer != up and _join(path, os.fsdecode(n)) in c.paths
+            for n, c in zip(listing.names, listing.nodes, strict=True)
+        ):
+            listing.epoch = self.epoch
+            return True
+        listing.lower = False
+        return False
+
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         node = self.dir_nodes[fh]
         listing = self.handles.get(fh)
-        if not isinstance(listing, list):
-            # One snapshot per open: offsets stay valid however the directory changes. A
-            # lower-only directory cannot change at all, so its snapshot is kept on the
-            # node and a later open replies from it without touching the disk (the warm
-            # `find` case: no scandir, no lstat, no node lookups).
-            lower_only = node.layer != self.upper
-            listing = node.listing if lower_only else None
-            if listing is None:
-                entries = await trio.to_thread.run_sync(
-                    st_.merged_entries, self.roots, list(node.dirlayers), node.path
+        if not isinstance(listing, Listing):
+            # one snapshot per open: offsets stay valid however the directory changes
+            listing = self.handles[fh] = await self._listing(node)
+        if start_id >= len(listing.offsets):
+            return
+        if listing.lower and (listing.epoch == self.epoch or self._still_lower(node, listing)):
+            # Nothing in it changed since the snapshot: the per-entry loop below would
+            # reply every entry as it is, so reply them in one C-level loop (map stops
+            # at the first entry that does not fit) and count the lookups after.
+            s = slice(start_id, None)
+            replied = len(
+                list(
+                    itertools.takewhile(
+                        bool,
+                        map(
+                            pyfuse3.readdir_reply,
+                            itertools.repeat(token),
+                            listing.names[s],
+                            listing.attrs[s],
+                            listing.offsets[s],
+                        ),
+                    )
                 )
-                path = node.path
-                listing = []
-                for e in entries:
-                    child = self._node_for(_join(path, e.name), e.found)
-                    listing.append((e.bname, child, self._lower_attrs(child, e.found.st)))
-                if lower_only and node.layer != self.upper:  # not copied up meanwhile
-                    node.listing = listing
-            self.handles[fh] = listing
+            )
+            for child in listing.nodes[start_id : start_id + replied]:
+                child.lookups += 1
+            return
+        try:
+            path = node.path
+        except pyfuse3.FUSEError:
+            return  # the directory itself was removed: nothing is left in it
         reply = pyfuse3.readdir_reply
-        for i in range(start_id, len(listing)):
-            bname, child, attrs = listing[i]
-            if child.deleted:
-                continue  # removed since the snapshot
+        for i in range(start_id, len(listing.offsets)):
+            child, attrs = listing.nodes[i], listing.attrs[i]
+            if child.deleted or _join(path, os.fsdecode(listing.names[i])) not in child.paths:
+                # removed or renamed since the snapshot: replied, readdirplus would give
+                # the kernel a dentry for a name that no longer exists
+                continue
             if child.layer == self.upper:
                 # changeable (and maybe changed since the snapshot): readdirplus
                 # attributes overwrite the kernel's, so they must be today's
@@ -837,7 +932,7 @@ class UnionFS(pyfuse3.Operations):
                     attrs = self._attrs(child, self._stat(child))
                 except (OSError, pyfuse3.FUSEError):
                     continue
-            if not reply(token, bname, attrs, i + 1):
+            if not reply(token, listing.names[i], attrs, i + 1):
                 break
             child.lookups += 1
 

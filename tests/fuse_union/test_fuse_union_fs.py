@@ -235,3 +235,28 @@ def test_readdir_snapshot_does_not_undo_a_chmod(scratch: Path) -> None:
                 os.chmod(last, 0o600)
                 assert len(list(it)) == len(names) - 1
             assert stat.S_IMODE(os.stat(last).st_mode) == 0o600
+
+
+def test_readdir_snapshot_skips_a_name_removed_meanwhile(scratch: Path) -> None:
+    """A lower-only directory's snapshot is replied without per-entry checks only while
+    nothing was removed or copied up since it was taken: a name unlinked between two readdir
+    requests of one open must not be replied, or readdirplus would hand the kernel a dentry
+    for it and the removed name would stat again."""
+    names = [f"{i:04d}" + "x" * 200 for i in range(1000)]  # many readdir requests
+    with workdir(scratch, "fu-rd-") as d:
+        for s in ("low", "u", "w", "m"):
+            (d / s).mkdir()
+        (d / "low" / "d").mkdir()
+        for n in names:
+            (d / "low" / "d" / n).write_bytes(b"")
+        with fuse_mount(str(d / "m"), [str(d / "low")], str(d / "u"), str(d / "w")):
+            gone = d / "m" / "d" / names[-1]
+            with os.scandir(d / "m" / "d") as it:
+                next(it)  # the first request: the snapshot is taken
+                os.unlink(gone)
+                rest = [e.name for e in it]
+            assert names[-1] not in rest
+            assert len(rest) == len(names) - 2
+            assert not os.path.lexists(gone)
+            # a later open lists the directory as it is now
+            assert sorted(os.listdir(d / "m" / "d")) == names[:-1]
