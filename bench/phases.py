@@ -24,6 +24,7 @@ PHASES: dict[str, str] = {
     "exec": "namespaces + pivot_root + exec",
     "running": "state: running",
     "exited": "wait (container runs)",
+    "answered": "record + name removal, answer (a start worker's teardown follows it)",
     "cgroup_removed": "cgroup teardown",
     "finished": "unmount + layer/record removal",
     "exit": "return through the CLI",

@@ -331,6 +331,9 @@ class ImageStore:
         except FileNotFoundError:
             pass
         if driver.exists(chain[7:]):
+            from .prestart import settle_teardowns
+
+            settle_teardowns(str(self.root))  # a served run's layer may still sit on it
             driver.remove(chain[7:])
 
     def tag(self, image_id: str, ref: str) -> str | None:

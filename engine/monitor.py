@@ -16,7 +16,7 @@ import os
 import sys
 
 from ..nsutil.spawn import SpawnError
-from . import runtime, trace
+from . import prestart, runtime, trace
 from .containers import now
 from .engine import Engine
 from .errors import EngineError
@@ -89,11 +89,16 @@ def _run(
     try:
         code = runtime.wait(running, during=copier.run if copier else None)
         trace.mark("exited")
+        if prestart.answer_early is not None and rec["HostConfig"].get("AutoRemove"):
+            # A start worker's client needs no more than this: the exit code, the record
+            # and name gone. The rest follows off its path (engine/starter.py).
+            prestart.answer_early(engine, rec, code)
     finally:
         runtime.stop_cgroup(running)
     trace.mark("cgroup_removed")
     engine.finish(rec, code)
     trace.mark("finished")
+    prestart.torn_down = True
     return code
 
 

@@ -49,6 +49,53 @@ class Prepared:
 #: what this process's worker prepared, if it is one
 current: Prepared | None = None
 
+#: set by a worker while it serves: ``answer_early(engine, rec, code)`` gives the client
+#: the exit code of its ``run --rm`` once the container's record is gone, before the
+#: teardown (engine/monitor.py calls it; engine/starter.py journals the teardown first)
+answer_early = None
+#: whether the teardown that followed an early answer completed
+torn_down = False
+
+
+def alive(key: str) -> bool:
+    """Whether worker ``<pid>-<start>`` runs. A zombie does not: a worker killed after its
+    creator exited waits for init (or a subreaper) to reap it, which may take a while,
+    and meanwhile the pool must count it out and ``--stop`` need not wait for it."""
+    pid, _, start = key.partition("-")
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read()
+    except (OSError, ValueError):
+        return False
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return fields[0] != b"Z" and fields[19].decode() == start
+
+
+def settle_teardowns(root: str, timeout: float = 10.0) -> None:
+    """Wait until no container layer of ``root`` is still being torn down after an early
+    answer (engine/starter.py), and finish the teardowns of workers that died: an image
+    layer must not be removed from under them (overlay2 refuses while a child exists).
+    Called before image layers are removed; the common case is one listdir."""
+    import time
+
+    d = os.path.join(root, "starters")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            keys = [n[: -len(".teardown")] for n in os.listdir(d) if n.endswith(".teardown")]
+        except OSError:
+            return
+        if not keys:
+            return
+        if not any(alive(k) for k in keys):
+            from .starter import sweep
+
+            sweep(root)
+            return
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.005)
+
 
 def pool_settings(root: str) -> tuple[int, float]:
     """(start-pool size, idle seconds) from ``<root>/daemon.json``: no pool when absent

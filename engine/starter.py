@@ -39,6 +39,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import io
 import os
 import resource
 import select
@@ -91,18 +92,13 @@ def _entries(d: str) -> dict[str, list[str]]:
     return out
 
 
-def _alive(key: str) -> bool:
-    """Whether worker ``<pid>-<start>`` runs. A zombie does not: a worker killed after its
-    creator exited waits for init (or a subreaper) to reap it, which may take a while,
-    and meanwhile the pool must count it out and ``--stop`` need not wait for it."""
-    pid, _, start = key.partition("-")
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as f:
-            stat = f.read()
-    except (OSError, ValueError):
-        return False
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return fields[0] != b"Z" and fields[19].decode() == start
+_alive = prestart.alive
+
+
+def sweep(root: str) -> None:
+    """Remove what dead workers of ``root`` left: sockets, prepared cgroups, and the
+    teardowns they had journaled after an early answer."""
+    _live_workers(pool_dir(root))
 
 
 def _live_workers(d: str, exclude: str = "") -> int:
@@ -112,6 +108,10 @@ def _live_workers(d: str, exclude: str = "") -> int:
         if key == exclude:
             continue
         if not _alive(key):
+            if key + ".teardown" in names and not _finish_teardown(
+                os.path.join(d, key + ".teardown")
+            ):
+                continue  # kept, with its cgroup record, for the next sweep
             if key + ".cgroup" in names:
                 _remove_orphan_cgroup(os.path.join(d, key + ".cgroup"))
             for name in names:
@@ -403,7 +403,7 @@ def _worker(root: str, predecessor: int | None) -> None:
         os.unlink(base + ".claimed")
     lsock.close()
     try:
-        _serve(conn, prep)
+        _serve(conn, prep, base)
     finally:
         conn.close()
         _cleanup(base, prep)
@@ -560,11 +560,15 @@ def _set_async(conn: socket.socket, on: bool) -> None:
     fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, flags | os.O_ASYNC if on else flags & ~os.O_ASYNC)
 
 
-def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
+def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
     """Run the client's ``pydock`` command line as if we were its process.
 
     The request is read before any answer: closing a unix socket with unread data resets
     the connection, and the client would lose a ``fallback``.
+
+    A foreground ``run --rm`` is answered once its container has exited and its record
+    and name are gone (:func:`_answer_early`); unmounting and removing its layer and its
+    cgroup follow, off the client's path.
     """
     got = time.perf_counter_ns()
     msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
@@ -624,12 +628,38 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
 
     state.defer_removals()  # a removed layer's files go after the answer
 
+    answered: list[int] = []
+
+    def answer_early(engine, rec: dict, code: int) -> None:
+        _journal(base, engine, rec)  # first: a worker that dies from here on leaves it
+        engine.containers.remove(rec)
+        trace.mark("answered")
+        _answer(conn, code)
+        answered.append(code)
+        sys.stderr = io.StringIO()  # what the teardown reports goes to last-error
+
+    prestart.answer_early = answer_early
     try:
         code = main(argv, _parser if command_word(argv) == "run" else None)
     except SystemExit as e:  # argparse's --help and friends
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
         code = 130
+    prestart.answer_early = None
+    if not answered:
+        _answer(conn, code)
+    elif prestart.torn_down:
+        os.unlink(base + ".teardown")
+    else:  # the journal stays: the next sweep (_live_workers) tries again
+        _note_error(_root_of(base), RuntimeError(
+            f"removing container {prestart.current.cid if prestart.current else '?'} after "
+            f"its run: {sys.stderr.getvalue().strip() or f'exit {code}'}"))  # fmt: skip
+    state.run_deferred()
+    atexit._run_exitfuncs()
+
+
+def _answer(conn: socket.socket, code: int) -> None:
+    """Give the client its exit code (it exits on it)."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
@@ -643,5 +673,40 @@ def _serve(conn: socket.socket, prep: prestart.Prepared) -> None:
     _set_async(conn, False)
     with contextlib.suppress(OSError):
         conn.send(b"exit %d" % code)
-    state.run_deferred()
-    atexit._run_exitfuncs()
+
+
+def _journal(base: str, engine, rec: dict) -> None:
+    """``<base>.teardown``: the container whose teardown follows the answer, for
+    :func:`_finish_teardown` should this worker die before it is done. Not fsynced: a
+    machine crash ends the mount and the cgroup anyway, and leaves at most an unused
+    ephemeral layer (the same as a crash in an ordinary ``--rm`` run's teardown)."""
+    import json
+
+    with open(base + ".teardown", "w") as f:
+        json.dump({"root": str(engine.root), "rec": rec}, f)
+
+
+def _finish_teardown(journal: str) -> bool:
+    """Finish the teardown a dead worker journaled; False to keep the journal for the
+    next sweep (the store is busy or broken: the reason goes to last-error)."""
+    import json
+
+    from .engine import Engine
+
+    try:
+        with open(journal) as f:
+            doc = json.load(f)
+        rec = doc["rec"]
+        engine = Engine(doc["root"])
+        engine.finish(rec, 0)  # unmount, remove its layer, network and record (--rm)
+    except FileNotFoundError:
+        return True
+    except Exception as e:  # noqa: BLE001 - a sweep reports, it does not fail its command
+        _note_error(_root_of(journal), e)
+        return False
+    return True
+
+
+def _root_of(base: str) -> str:
+    """The store root of a worker file ``<root>/starters/<key>[.ext]``."""
+    return os.path.dirname(os.path.dirname(base))

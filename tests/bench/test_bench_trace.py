@@ -22,8 +22,8 @@ def test_run_appends_one_line_of_ordered_marks(scratch):
     assert rec["v"] == 1 and rec["clock"] == "CLOCK_MONOTONIC"
     assert isinstance(rec["starttime_ticks"], int) and rec["clk_tck"] > 0
     names = [m[0] for m in rec["marks"]]
-    # an in-process run: no start worker, so no hand-off
-    assert names == [m for m in PHASES if m not in ("reaped", "handoff")]
+    # an in-process run: no start worker, so no hand-off and no early answer
+    assert names == [m for m in PHASES if m not in ("reaped", "handoff", "answered")]
     times = [m[1] for m in rec["marks"]]
     assert times == sorted(times)
 

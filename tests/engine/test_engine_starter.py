@@ -20,6 +20,7 @@ import pytest
 from helpers import PYDOCK
 from pdcli import Pydock
 from pydock.cgroupfs import own_paths
+from pydock.engine import prestart
 
 
 def _workers(root: Path) -> list[str]:
@@ -61,6 +62,8 @@ def pooled(scratch: Path) -> Iterator[Pydock]:
     try:
         yield p
     finally:
+        # a served --rm run's teardown follows its answer: let it end before the checks
+        prestart.settle_teardowns(str(p.root))
         p.cleanup()
         p("system", "warm", "--stop", check=True)
         assert _workers(p.root) == []
@@ -125,6 +128,7 @@ def test_container_runs_in_the_prepared_cgroup(pooled: Pydock, scratch: Path) ->
     assert pid1 == "1"
     assert any(line.endswith(":pids:/") for line in lines)  # its cgroup namespace root
     assert prepared == f"pydock-{host}" or prepared.startswith(f"pydock-{host}")
+    prestart.settle_teardowns(str(pooled.root))  # the teardown follows the answer
     assert prepared not in _own_pydock_cgroups()  # removed with the container
 
 
