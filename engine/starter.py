@@ -316,18 +316,36 @@ def _warm_imports(root: str) -> None:
     from .security import capabilities
 
     program(default_oci(capabilities(spec.DEFAULT_CAPS, opts.cap_add, opts.cap_drop, False)))
-    # Docker's default network is a bridge. Without a namespace pool its setup needs
-    # pyroute2 (~200 ms and ~25 MB to import): paid here, not by the run.
-    from .errors import EngineError
     from .network import config, manager, pool  # noqa: F401
 
+
+#: in the pool directory: the root's served runs set up bridges without a namespace pool
+_NEEDS_PYROUTE2 = "needs-pyroute2"
+
+
+def _warm_pyroute2(root: str) -> None:
+    """Import pyroute2 (~200 ms, ~25 MB) if this root's runs need it: a bridge network
+    without a namespace pool (engine/network/pool.py) sets up its veth with it.
+
+    Only once a served run did (:func:`_serve` leaves the hint), not ahead: every process
+    of the line carries what the worker imported, and the held init copies it all while
+    idle and frees it at execve, ~1 ms of a ``--network none`` run's start for 25 MB.
+    Each worker checks before it forks its successor, so a line imports it once.
+    """
+    if "pyroute2.iproute.linux" in sys.modules:
+        return
+    if not os.path.exists(os.path.join(pool_dir(root), _NEEDS_PYROUTE2)):
+        return
+    from .errors import EngineError
+    from .network import config
+
     try:
-        pooled_netns = config.load(root).pool_size > 0
+        if config.load(root).pool_size > 0:
+            return
     except EngineError:
-        pooled_netns = False  # a bad daemon.json: the run will say what is wrong
-    if not pooled_netns:
-        import pyroute2.iproute.linux  # noqa: F401
-        import pyroute2.netlink.exceptions  # noqa: F401
+        return  # a bad daemon.json: the run will say what is wrong
+    import pyroute2.iproute.linux  # noqa: F401
+    import pyroute2.netlink.exceptions  # noqa: F401
 
 
 #: the ``run`` parser, built before the client's command line arrives
@@ -364,6 +382,7 @@ def _worker(root: str, predecessor: int | None) -> None:
     try:
         _touch(base + ".pending")
         _warm_imports(root)
+        _warm_pyroute2(root)
     except BaseException:
         _cleanup(base, None)
         raise
@@ -639,6 +658,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
         sys.stderr = io.StringIO()  # what the teardown reports goes to last-error
 
     prestart.answer_early = answer_early
+    _pyroute2_before = "pyroute2.iproute.linux" in sys.modules
     try:
         code = main(argv, _parser if command_word(argv) == "run" else None)
     except SystemExit as e:  # argparse's --help and friends
@@ -646,6 +666,9 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
     except KeyboardInterrupt:
         code = 130
     prestart.answer_early = None
+    if "pyroute2.iproute.linux" in sys.modules and not _pyroute2_before:
+        with contextlib.suppress(OSError):  # the next workers of the line import it ahead
+            _touch(os.path.join(os.path.dirname(base), _NEEDS_PYROUTE2))
     if not answered:
         _answer(conn, code)
     elif prestart.torn_down:

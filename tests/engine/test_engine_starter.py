@@ -239,3 +239,32 @@ def test_served_container_starts_with_clean_signal_state(pooled: Pydock, scratch
     assert res.returncode == 0, res.stderr
     masks = dict(line.split(":\t") for line in res.stdout.decode().splitlines())
     assert masks == {"SigBlk": "0" * 16, "SigIgn": "0" * 16, "SigCgt": "0" * 16}
+
+
+WARM_PROBE = """
+import json, sys
+from pydock.engine import starter
+starter._warm_pyroute2(sys.argv[1])
+print(json.dumps("pyroute2.iproute.linux" in sys.modules))
+"""
+
+
+def test_pyroute2_is_imported_ahead_only_where_runs_need_it(scratch: Path) -> None:
+    """Workers import pyroute2 (~25 MB that every process of the line would carry) only
+    once a served run of the root set up a bridge without a namespace pool."""
+    import sys
+
+    root = scratch / "root"
+    (root / "starters").mkdir(parents=True)
+
+    def warmed() -> bool:
+        res = subprocess.run([sys.executable, "-c", WARM_PROBE, str(root)],
+                             capture_output=True, timeout=60)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    assert warmed() is False  # no hint yet
+    (root / "starters" / "needs-pyroute2").touch()
+    assert warmed() is True
+    (root / "daemon.json").write_text(json.dumps({"netns-pool": 2}))
+    assert warmed() is False  # pooled namespaces: bridge runs need no pyroute2
