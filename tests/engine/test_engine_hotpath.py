@@ -107,4 +107,5 @@ def test_served_run_client_loads_only_builtins(overlay_pydock, scratch):
         allowed = {"pydock", "pydock.engine", "pydock.engine.client", "_socket", "_signal", "time"}
         assert set(report["mods"]) <= allowed
     finally:
+        (root / "daemon.json").write_text(json.dumps({"start-pool": 0}))  # no successor
         overlay_pydock("system", "warm", "--stop", check=True)

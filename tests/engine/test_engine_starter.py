@@ -65,6 +65,9 @@ def pooled(scratch: Path) -> Iterator[Pydock]:
         # a served --rm run's teardown follows its answer: let it end before the checks
         prestart.settle_teardowns(str(p.root))
         p.cleanup()
+        # A successor in waiting goes on after its predecessor's run (its teardown) ends
+        # and follows daemon.json: with no pool there, it leaves without preparing.
+        (p.root / "daemon.json").write_text(json.dumps({"start-pool": 0}))
         p("system", "warm", "--stop", check=True)
         assert _workers(p.root) == []
         leftover = [n for n in os.listdir(p.root / "starters") if n != "fill.lock"]
