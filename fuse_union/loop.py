@@ -30,13 +30,16 @@ spends at most :data:`SPIN_NS` of CPU per request that does not come.
 
 Skipping a checkpoint must not starve other tasks (worker-thread results, signals, the
 other session tasks): after :data:`BUDGET` requests served without a pass, the next wait
-goes through the scheduler anyway, and no spin starts while another task is runnable.
+goes through the scheduler anyway, and no spin starts while another task (other than an
+idle session task about to park again) is runnable.
 Everything else -- cancellation, ``notify_closing`` at unmount, ``ClosedResourceError``
 -- is trio's own, unchanged.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import select
 import time
 import types
@@ -58,22 +61,29 @@ class ReadLock:
 
     A waiter is woken on release and takes the lock if it is still free then; a task
     that gets the lock back first simply keeps serving (which is fine here: any task
-    may read the next request, none is owed a turn).
+    may read the next request, none is owed a turn). Woken waiters are counted in
+    ``ready`` while they have not run yet: they are idle session tasks that will only
+    park again, so they must not count as work that a spin would keep waiting.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ready: _Readiness | None = None) -> None:
         self._held = False
         self._lot = trio.lowlevel.ParkingLot()
+        self._ready = ready
 
     async def acquire(self) -> None:
         while self._held:
             await self._lot.park()
+            if self._ready is not None:
+                self._ready.woken -= 1
         self._held = True
 
     def release(self) -> None:
         self._held = False
         if self._lot:
             self._lot.unpark()
+            if self._ready is not None:
+                self._ready.woken += 1
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -89,6 +99,8 @@ class _Readiness:
         self._polls: dict[int, Any] = {}
         self._budget = BUDGET
         self._close = 0  # one bit per recent wait: the request came within SPIN_NS
+        #: session tasks woken by :class:`ReadLock` that have not run yet
+        self.woken = 0
 
     def _record(self, close: bool) -> None:
         self._close = ((self._close << 1) | close) & ((1 << HISTORY) - 1)
@@ -96,7 +108,7 @@ class _Readiness:
     def _should_spin(self) -> bool:
         if self._close.bit_count() < SPIN_MIN_CLOSE:
             return False
-        return trio.lowlevel.current_statistics().tasks_runnable == 0
+        return trio.lowlevel.current_statistics().tasks_runnable <= self.woken
 
     async def wait_readable(self, fd: int) -> None:
         p = self._polls.get(fd)
@@ -116,6 +128,7 @@ class _Readiness:
                         self._budget -= 1
                         self._record(True)
                         return
+                    os.sched_yield()  # a busy CPU goes to whoever else wants it
         self._budget = BUDGET
         await trio.lowlevel.wait_readable(fd)
         self._record(time.monotonic_ns() - start < SPIN_NS)
@@ -133,7 +146,10 @@ def stand_in() -> types.SimpleNamespace:
         def __getattr__(self, name: str) -> Any:
             return getattr(trio, name)
 
-    return _Trio(Lock=ReadLock, lowlevel=_Lowlevel(wait_readable=ready.wait_readable))
+    return _Trio(
+        Lock=functools.partial(ReadLock, ready),
+        lowlevel=_Lowlevel(wait_readable=ready.wait_readable),
+    )
 
 
 def install() -> None:

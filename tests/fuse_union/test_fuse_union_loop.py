@@ -12,6 +12,7 @@ import threading
 
 import pyfuse3
 import trio
+import trio.testing
 from pydock.fuse_union import loop
 
 
@@ -112,6 +113,30 @@ def test_no_spin_while_another_task_is_runnable() -> None:
     trio.run(main)
 
 
+def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin() -> None:
+    """pyfuse3 keeps idle session tasks parked on the read lock; each release wakes one,
+    which only parks again. Counted as runnable work, they would keep every wait off the
+    spin."""
+
+    async def main() -> None:
+        ready = loop._Readiness()
+        lock = loop.ReadLock(ready)
+        for _ in range(loop.HISTORY):
+            ready._record(True)
+        await lock.acquire()
+        async with trio.open_nursery() as n:
+            n.start_soon(lock.acquire)  # an idle session task: parks on the held lock
+            await trio.testing.wait_all_tasks_blocked()
+            lock.release()  # wakes it: runnable, but only to take the lock
+            assert trio.lowlevel.current_statistics().tasks_runnable == 1
+            assert ready.woken == 1
+            assert ready._should_spin()
+        assert ready.woken == 0  # it ran and took the lock
+        lock.release()
+
+    trio.run(main)
+
+
 def test_wait_sleeps_until_a_late_request_and_records_it_as_far() -> None:
     r, w = os.pipe()
     try:
@@ -144,7 +169,7 @@ def test_install_puts_the_stand_in_under_pyfuse3() -> None:
     try:
         loop.install()
         st = pyfuse3.trio  # type: ignore[attr-defined]
-        assert st.Lock is loop.ReadLock
+        assert isinstance(st.Lock(), loop.ReadLock)
         assert st.open_nursery is trio.open_nursery
         assert st.ClosedResourceError is trio.ClosedResourceError
         assert st.lowlevel.current_trio_token is trio.lowlevel.current_trio_token
