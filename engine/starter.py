@@ -178,6 +178,9 @@ def stop(root: str, timeout: float = 5.0) -> int:
                 os.kill(int(key.partition("-")[0]), signal.SIGKILL)
     while any(_alive(k) for k in keys) and time.monotonic() < deadline + timeout:
         time.sleep(0.01)
+    # A serving worker's run --rm may still be torn down after its early answer: the
+    # store is quiet only once that ends (a caller may remove it next).
+    prestart.settle_teardowns(root)
     _live_workers(d)  # sweeps what the dead left
     return len(keys)
 
@@ -585,9 +588,9 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
     The request is read before any answer: closing a unix socket with unread data resets
     the connection, and the client would lose a ``fallback``.
 
-    A foreground ``run --rm`` is answered once its container has exited and its record
-    and name are gone (:func:`_answer_early`); unmounting and removing its layer and its
-    cgroup follow, off the client's path.
+    A foreground ``run --rm`` is answered once its container has exited and its record,
+    name, network and anonymous volumes are gone (``answer_early``); unmounting and
+    removing its layer and its cgroup follow, off the client's path.
     """
     got = time.perf_counter_ns()
     msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
@@ -650,8 +653,26 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
     answered: list[int] = []
 
     def answer_early(engine, rec: dict, code: int) -> None:
-        _journal(base, engine, rec)  # first: a worker that dies from here on leaves it
+        try:
+            _journal(base, engine, rec)  # first: a worker that dies from here on leaves it
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                os.unlink(base + ".teardown")
+            return  # no journal, no early answer: the run ends as an in-process one
+        # What a user can see goes before the answer, as Docker's client waits for the
+        # removal: the network's leases and published ports (a next -p of the same port,
+        # a network rm), the record and name, --rm's anonymous volumes (finish() does
+        # each of them again, as no-ops). Unmount, layer and cgroup follow the answer.
+        try:
+            engine.release_network(rec)
+        except BaseException:
+            os.unlink(base + ".teardown")  # the record stays: the run fails as before
+            raise
         engine.containers.remove(rec)
+        if rec.get("Mounts"):
+            from .volumes import remove_anonymous
+
+            remove_anonymous(engine.root, rec, engine.containers.all)
         trace.mark("answered")
         _answer(conn, code)
         answered.append(code)
