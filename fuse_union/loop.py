@@ -31,7 +31,8 @@ spends at most :data:`SPIN_NS` of CPU per request that does not come.
 Skipping a checkpoint must not starve other tasks (worker-thread results, signals, the
 other session tasks): after :data:`BUDGET` requests served without a pass, the next wait
 goes through the scheduler anyway, and no spin starts while another task (other than an
-idle session task about to park again) is runnable.
+idle session task about to park again) is runnable, nor while the machine's CPUs are
+busy (:func:`spare_cpu`).
 Everything else -- cancellation, ``notify_closing`` at unmount, ``ClosedResourceError``
 -- is trio's own, unchanged.
 """
@@ -54,6 +55,11 @@ SPIN_NS = 100_000
 #: the waits remembered (bits of an int), and how many must have been close for a spin
 HISTORY = 8
 SPIN_MIN_CLOSE = 4
+#: no spin while tasks wait for a CPU more than this share of the time (PSI "some avg10",
+#: Documentation/accounting/psi.rst): on a busy machine the CPU is worth more to others
+#: than the wake-up a spin saves; re-read at most this often
+SPIN_MAX_CPU_PRESSURE = 10.0
+PRESSURE_EVERY_NS = 500_000_000
 
 
 class ReadLock:
@@ -101,6 +107,8 @@ class _Readiness:
         self._close = 0  # one bit per recent wait: the request came within SPIN_NS
         #: session tasks woken by :class:`ReadLock` that have not run yet
         self.woken = 0
+        self._spare_cpu = False
+        self._spare_checked = 0  # monotonic_ns of the last look; 0: never looked
 
     def _record(self, close: bool) -> None:
         self._close = ((self._close << 1) | close) & ((1 << HISTORY) - 1)
@@ -108,7 +116,13 @@ class _Readiness:
     def _should_spin(self) -> bool:
         if self._close.bit_count() < SPIN_MIN_CLOSE:
             return False
-        return trio.lowlevel.current_statistics().tasks_runnable <= self.woken
+        if trio.lowlevel.current_statistics().tasks_runnable > self.woken:
+            return False
+        now = time.monotonic_ns()
+        if not self._spare_checked or now - self._spare_checked >= PRESSURE_EVERY_NS:
+            self._spare_checked = now
+            self._spare_cpu = spare_cpu()
+        return self._spare_cpu
 
     async def wait_readable(self, fd: int) -> None:
         p = self._polls.get(fd)
@@ -132,6 +146,18 @@ class _Readiness:
         self._budget = BUDGET
         await trio.lowlevel.wait_readable(fd)
         self._record(time.monotonic_ns() - start < SPIN_NS)
+
+
+def spare_cpu(pressure_file: str = "/proc/pressure/cpu") -> bool:
+    """Is there CPU to spare for a spin? From the kernel's CPU pressure (the share of
+    the last 10 s some task waited for a CPU); without PSI (``psi=0``, old kernels), from
+    the load average against the CPUs this process may use."""
+    try:
+        with open(pressure_file) as f:
+            some = f.readline()  # "some avg10=1.23 avg60=... avg300=... total=..."
+        return float(some.split()[1].partition("=")[2]) < SPIN_MAX_CPU_PRESSURE
+    except (OSError, IndexError, ValueError):
+        return os.getloadavg()[0] < len(os.sched_getaffinity(0)) - 0.5
 
 
 def stand_in() -> types.SimpleNamespace:

@@ -9,11 +9,19 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pyfuse3
+import pytest
 import trio
 import trio.testing
 from pydock.fuse_union import loop
+
+
+@pytest.fixture
+def spare_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spin decisions below, as on an idle machine (this one may be busy)."""
+    monkeypatch.setattr(loop, "spare_cpu", lambda: True)
 
 
 def test_read_lock_excludes_and_hands_over() -> None:
@@ -86,7 +94,7 @@ def test_queued_request_returns_at_once_and_budget_forces_a_pass(monkeypatch) ->
         b.close()
 
 
-def test_spin_only_after_enough_close_requests() -> None:
+def test_spin_only_after_enough_close_requests(spare_cpu: None) -> None:
     async def main() -> None:
         ready = loop._Readiness()
         assert not ready._should_spin()  # a fresh (idle) server sleeps at once
@@ -100,7 +108,7 @@ def test_spin_only_after_enough_close_requests() -> None:
     trio.run(main)
 
 
-def test_no_spin_while_another_task_is_runnable() -> None:
+def test_no_spin_while_another_task_is_runnable(spare_cpu: None) -> None:
     async def main() -> None:
         ready = loop._Readiness()
         for _ in range(loop.HISTORY):
@@ -113,7 +121,7 @@ def test_no_spin_while_another_task_is_runnable() -> None:
     trio.run(main)
 
 
-def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin() -> None:
+def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin(spare_cpu: None) -> None:
     """pyfuse3 keeps idle session tasks parked on the read lock; each release wakes one,
     which only parks again. Counted as runnable work, they would keep every wait off the
     spin."""
@@ -135,6 +143,30 @@ def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin() -> None:
         lock.release()
 
     trio.run(main)
+
+
+def test_no_spin_on_a_busy_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "spare_cpu", lambda: False)
+
+    async def main() -> None:
+        ready = loop._Readiness()
+        for _ in range(loop.HISTORY):
+            ready._record(True)
+        assert not ready._should_spin()
+
+    trio.run(main)
+
+
+def test_spare_cpu_reads_cpu_pressure(tmp_path: Path) -> None:
+    f = tmp_path / "cpu"
+    f.write_text("some avg10=56.82 avg60=59.91 avg300=35.63 total=1427707745\n"
+                 "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")  # fmt: skip
+    assert not loop.spare_cpu(str(f))
+    f.write_text("some avg10=0.31 avg60=1.20 avg300=0.90 total=12345\n")
+    assert loop.spare_cpu(str(f))
+    # without PSI: the load average decides; either answer is a bool
+    assert isinstance(loop.spare_cpu(str(tmp_path / "absent")), bool)
+    assert isinstance(loop.spare_cpu(), bool)  # this kernel's own file
 
 
 def test_wait_sleeps_until_a_late_request_and_records_it_as_far() -> None:
