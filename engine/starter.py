@@ -51,7 +51,7 @@ import time
 from ..cgroupfs import Cgroup, CgroupError, own_paths
 from ..nsutil import memory, spawn
 from . import prestart, trace
-from .client import command_word
+from .client import GLOBAL_VALUED, command_word
 from .containers import proc_start_time
 from .fsutil import FileLock
 
@@ -632,6 +632,7 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
     for k, v in wanted.items():
         if os.environb.get(k) != v:
             os.environb[k] = v
+    argv = _absolute_root(argv)
     sys.stdin = open(0, closefd=False, errors="surrogateescape")  # noqa: SIM115
     # As CPython sets them up: stdout line-buffered on a terminal, stderr always.
     sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
@@ -700,6 +701,33 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
             f"its run: {sys.stderr.getvalue().strip() or f'exit {code}'}"))  # fmt: skip
     state.run_deferred()
     atexit._run_exitfuncs()
+
+
+def _absolute_root(argv: list[str]) -> list[str]:
+    """``argv`` with its global ``--root`` (and $PYDOCK_ROOT) joined to the client's
+    working directory, now ours. The in-process CLI takes a relative root from there, and
+    so does this worker, but not the held init, forked from "/": a path derived from the
+    root (the network namespace it joins) would reach it relative. Joined, not
+    normalized: ``..`` after a symlink means what it meant to the client."""
+    cwd = os.getcwd()
+    env = os.environ.get("PYDOCK_ROOT")
+    if env is not None and not env.startswith("/"):
+        os.environ["PYDOCK_ROOT"] = os.path.join(cwd, env)
+    out = list(argv)
+    i = 0
+    while i < len(out):  # as client.root_of reads them: global options, then the command
+        arg = out[i]
+        if arg == "--root" and i + 1 < len(out):
+            out[i + 1] = os.path.join(cwd, out[i + 1])
+            i += 1
+        elif arg.startswith("--root="):
+            out[i] = "--root=" + os.path.join(cwd, arg[7:])
+        elif arg in GLOBAL_VALUED:
+            i += 1
+        elif not arg.startswith("-"):
+            break
+        i += 1
+    return out
 
 
 def _answer(conn: socket.socket, code: int) -> None:
