@@ -90,8 +90,9 @@ def _run(
         code = runtime.wait(running, during=copier.run if copier else None)
         trace.mark("exited")
         if prestart.answer_early is not None and rec["HostConfig"].get("AutoRemove"):
-            # A start worker's client needs no more than this: the exit code, the record
-            # and name gone. The rest follows off its path (engine/starter.py).
+            # A start worker's client needs no more than this: the exit code, the record,
+            # name, network and anonymous volumes gone. Unmount, layer and cgroup removal
+            # follow off its path (engine/starter.py).
             prestart.answer_early(engine, rec, code)
     finally:
         runtime.stop_cgroup(running)
