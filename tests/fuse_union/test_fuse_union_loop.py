@@ -12,16 +12,14 @@ import threading
 from pathlib import Path
 
 import pyfuse3
-import pytest
 import trio
 import trio.testing
 from pydock.fuse_union import loop
 
 
-@pytest.fixture
-def spare_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def idle() -> bool:
     """The spin decisions below, as on an idle machine (this one may be busy)."""
-    monkeypatch.setattr(loop, "spare_cpu", lambda: True)
+    return True
 
 
 def test_read_lock_excludes_and_hands_over() -> None:
@@ -81,7 +79,7 @@ def test_queued_request_returns_at_once_and_budget_forces_a_pass(monkeypatch) ->
         b.send(b"x")  # stays queued: readable throughout
 
         async def main() -> None:
-            ready = loop._Readiness()
+            ready = loop._Readiness(idle)
             for _ in range(loop.BUDGET):
                 await ready.wait_readable(a.fileno())
             assert trio_waits == 0  # served BUDGET times without the scheduler
@@ -94,9 +92,9 @@ def test_queued_request_returns_at_once_and_budget_forces_a_pass(monkeypatch) ->
         b.close()
 
 
-def test_spin_only_after_enough_close_requests(spare_cpu: None) -> None:
+def test_spin_only_after_enough_close_requests() -> None:
     async def main() -> None:
-        ready = loop._Readiness()
+        ready = loop._Readiness(idle)
         assert not ready._should_spin()  # a fresh (idle) server sleeps at once
         for _ in range(loop.SPIN_MIN_CLOSE):
             ready._record(True)
@@ -108,9 +106,9 @@ def test_spin_only_after_enough_close_requests(spare_cpu: None) -> None:
     trio.run(main)
 
 
-def test_no_spin_while_another_task_is_runnable(spare_cpu: None) -> None:
+def test_no_spin_while_another_task_is_runnable() -> None:
     async def main() -> None:
-        ready = loop._Readiness()
+        ready = loop._Readiness(idle)
         for _ in range(loop.HISTORY):
             ready._record(True)
         async with trio.open_nursery() as n:
@@ -121,13 +119,13 @@ def test_no_spin_while_another_task_is_runnable(spare_cpu: None) -> None:
     trio.run(main)
 
 
-def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin(spare_cpu: None) -> None:
+def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin() -> None:
     """pyfuse3 keeps idle session tasks parked on the read lock; each release wakes one,
     which only parks again. Counted as runnable work, they would keep every wait off the
     spin."""
 
     async def main() -> None:
-        ready = loop._Readiness()
+        ready = loop._Readiness(idle)
         lock = loop.ReadLock(ready)
         for _ in range(loop.HISTORY):
             ready._record(True)
@@ -145,11 +143,9 @@ def test_idle_session_tasks_woken_by_the_lock_do_not_stop_a_spin(spare_cpu: None
     trio.run(main)
 
 
-def test_no_spin_on_a_busy_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "spare_cpu", lambda: False)
-
+def test_no_spin_on_a_busy_machine() -> None:
     async def main() -> None:
-        ready = loop._Readiness()
+        ready = loop._Readiness(lambda: False)
         for _ in range(loop.HISTORY):
             ready._record(True)
         assert not ready._should_spin()
@@ -157,16 +153,28 @@ def test_no_spin_on_a_busy_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     trio.run(main)
 
 
-def test_spare_cpu_reads_cpu_pressure(tmp_path: Path) -> None:
-    f = tmp_path / "cpu"
-    f.write_text("some avg10=56.82 avg60=59.91 avg300=35.63 total=1427707745\n"
-                 "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")  # fmt: skip
-    assert not loop.spare_cpu(str(f))
-    f.write_text("some avg10=0.31 avg60=1.20 avg300=0.90 total=12345\n")
-    assert loop.spare_cpu(str(f))
-    # without PSI: the load average decides; either answer is a bool
-    assert isinstance(loop.spare_cpu(str(tmp_path / "absent")), bool)
-    assert isinstance(loop.spare_cpu(), bool)  # this kernel's own file
+def test_cpu_gate_counts_runnable_tasks(tmp_path: Path) -> None:
+    f = tmp_path / "loadavg"
+    f.write_text("")
+    gate = loop.CpuGate(str(f))
+    try:
+        cpus = gate.cpus
+        f.write_text(f"3.90 2.80 2.10 {cpus + 1}/115 4242\n")
+        assert not gate()  # one more than the CPUs: someone would wait
+        f.write_text(f"0.52 0.58 0.59 {cpus}/115 4242\n")
+        assert gate()
+        f.write_text("garbage\n")
+        assert not gate()
+    finally:
+        gate.close()
+    absent = loop.CpuGate(str(tmp_path / "absent"))
+    assert not absent()  # no file, no spin
+    real = loop.CpuGate()
+    try:
+        assert isinstance(real(), bool)  # this kernel's own file parses
+        assert real._fd is not None
+    finally:
+        real.close()
 
 
 def test_wait_sleeps_until_a_late_request_and_records_it_as_far() -> None:
@@ -174,7 +182,7 @@ def test_wait_sleeps_until_a_late_request_and_records_it_as_far() -> None:
     try:
 
         async def main() -> None:
-            ready = loop._Readiness()
+            ready = loop._Readiness(idle)
             for _ in range(loop.HISTORY):
                 ready._record(True)
             # arrives long after the spin gave up (the writer waits for the spin to end)
