@@ -93,7 +93,7 @@ def _run(
             # A start worker's client needs no more than this: the exit code, the record,
             # name, network and anonymous volumes gone. Unmount, layer and cgroup removal
             # follow off its path (engine/starter.py).
-            prestart.answer_early(engine, rec, code)
+            prestart.answer_early(engine, rec, code, running.cgroup)
     finally:
         runtime.stop_cgroup(running)
     trace.mark("cgroup_removed")

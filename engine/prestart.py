@@ -49,9 +49,9 @@ class Prepared:
 #: what this process's worker prepared, if it is one
 current: Prepared | None = None
 
-#: set by a worker while it serves: ``answer_early(engine, rec, code)`` gives the client
-#: the exit code of its ``run --rm`` once the container's record is gone, before the
-#: teardown (engine/monitor.py calls it; engine/starter.py journals the teardown first)
+#: set by a worker while it serves: ``answer_early(engine, rec, code, cgroup)`` gives
+#: the client the exit code of its ``run --rm`` once the container's record is gone,
+#: before the teardown (engine/monitor.py calls it; engine/starter.py journals it first)
 answer_early = None
 #: whether the teardown that followed an early answer completed
 torn_down = False

@@ -653,9 +653,9 @@ def _serve(conn: socket.socket, prep: prestart.Prepared, base: str) -> None:
 
     answered: list[int] = []
 
-    def answer_early(engine, rec: dict, code: int) -> None:
+    def answer_early(engine, rec: dict, code: int, cgroup: Cgroup) -> None:
         try:
-            _journal(base, engine, rec)  # first: a worker that dies from here on leaves it
+            _journal(base, engine, rec, cgroup)  # first: a worker that dies from here on leaves it
         except (OSError, ValueError):
             with contextlib.suppress(OSError):
                 os.unlink(base + ".teardown")
@@ -747,15 +747,20 @@ def _answer(conn: socket.socket, code: int) -> None:
         conn.send(b"exit %d" % code)
 
 
-def _journal(base: str, engine, rec: dict) -> None:
+def _journal(base: str, engine, rec: dict, cgroup: Cgroup) -> None:
     """``<base>.teardown``: the container whose teardown follows the answer, for
     :func:`_finish_teardown` should this worker die before it is done. Not fsynced: a
     machine crash ends the mount and the cgroup anyway, and leaves at most an unused
-    ephemeral layer (the same as a crash in an ordinary ``--rm`` run's teardown)."""
+    ephemeral layer (the same as a crash in an ordinary ``--rm`` run's teardown).
+
+    It names the container's cgroup as this process names it (its path relative to our
+    own cgroups): one under a ``--cgroup-parent`` is in no ``.cgroup`` record, and the
+    record is gone with the container's, so nothing else would remove it."""
     import json
 
+    doc = {"root": str(engine.root), "rec": rec, "cgroup": cgroup.path, "own": own_paths()}
     with open(base + ".teardown", "w") as f:
-        json.dump({"root": str(engine.root), "rec": rec}, f)
+        json.dump(doc, f)
 
 
 def _finish_teardown(journal: str) -> bool:
@@ -770,6 +775,19 @@ def _finish_teardown(journal: str) -> bool:
             doc = json.load(f)
         rec = doc["rec"]
         engine = Engine(doc["root"])
+        if doc.get("cgroup"):  # first, as after any run: what is left in it is killed
+            from .runtime import Running, stop_cgroup
+
+            cg = Cgroup(doc["cgroup"], own=doc.get("own"))
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    stop_cgroup(Running(0, cg))
+                    break
+                except CgroupError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)  # what it killed is still exiting
         engine.finish(rec, 0)  # unmount, remove its layer, network and record (--rm)
     except FileNotFoundError:
         return True

@@ -182,3 +182,39 @@ def test_stop_waits_for_a_teardown_in_flight(pooled: Pydock) -> None:
         if worker.returncode is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_dead_workers_journal_takes_its_cgroup_along(pooled: Pydock) -> None:
+    """A worker killed after its answer, before the container's cgroup was removed: the
+    journal names that cgroup (one under --cgroup-parent is in no worker record), and the
+    sweep kills what is left in it and removes it."""
+    from pydock.cgroupfs import Cgroup
+    from pydock.engine import starter
+    from pydock.engine.engine import Engine
+
+    cid = pooled.out("create", "--rm", "--cgroup-parent", "pdtest-parent", "busybox",
+                     "true").strip()  # fmt: skip
+    cdir = pooled.root / "containers" / cid
+    rec = json.loads((cdir / "container.json").read_text())
+    cg = Cgroup(json.loads((cdir / "config.json").read_text())["linux"]["cgroupsPath"])
+    for f in cdir.iterdir():
+        f.unlink()
+    cdir.rmdir()  # unlisted, as the worker had done before its answer
+    cg.create()
+    left = subprocess.Popen(["sleep", "60"])  # what the container left in its cgroup
+    try:
+        cg.attach(left.pid)
+        # the journal of a worker that no longer runs (a pid that cannot exist, start 1)
+        starter._journal(str(pooled.root / "starters" / "4194305-1"), Engine(pooled.root),
+                         rec, cg)  # fmt: skip
+        pooled("system", "warm", check=True)  # a fill sweeps what dead workers left
+        assert left.wait(timeout=10) == -9
+        err = pooled.root / "starters" / "last-error"
+        assert not err.exists(), err.read_text()
+        assert not cg.exists()
+        assert not list((pooled.root / "starters").glob("*.teardown"))
+    finally:
+        if left.returncode is None:
+            left.kill()
+            left.wait()
+        cg.destroy()  # the parent it made (and the leaf, had the sweep not)
