@@ -176,6 +176,13 @@ def entry() -> None:
         code = served(argv, root_of(argv))
         if code is not None:
             posix._exit(code)
+    if sys.flags.no_site:
+        # Under the launcher (python -IS): the in-process CLI gets what site gives pip's
+        # script, .pth files included (a storage-driver plugin installed editable). ~1 ms,
+        # paid only here, not by a served run.
+        import site
+
+        site.main()
     from . import cli
 
     code = cli.finish(cli.main)

@@ -149,27 +149,16 @@ def take(cgroups_path: str, spec: dict, pdeathsig: int | None):
     (its id's, no --cgroup-parent), else None.
 
     An init that does not suit the spec's namespaces is discarded here (the start forks a
-    fresh one into the same, already made cgroup), and so is one under a memory limit:
-    it owns its pages ahead (nsutil/memory.py), several MB that are charged to this
-    cgroup when it took them after the worker moved it in, and a limit below that charge
-    cannot be set (v1: EBUSY) or OOM-kills it (v2). A fresh init shares its parent's.
+    fresh one into the same, already made cgroup). One under a memory limit serves: the
+    pages it owns ahead (nsutil/memory.py) were taken before the worker moved it into the
+    cgroup, so they are charged to the worker's (spawn.prefork), not to the container's.
     """
     p = current
     if p is None or p.cgroup is None or p.cgroup.path != cgroups_path:
         return None
     held, p.held = p.held, None
-    if held is not None and (not held.usable_for(spec, pdeathsig) or _limits_memory(spec)):
-        held.discard()  # killed and reaped: its pages are uncharged before the limit
+    if held is not None and not held.usable_for(spec, pdeathsig):
+        held.discard()
         held = None
     cg, p.cgroup = p.cgroup, None
     return cg, held
-
-
-def _limits_memory(spec: dict) -> bool:
-    """Whether ``spec`` caps the container's memory (runtime-spec linux.resources.memory
-    limit or swap, or a raw v2 ``memory.*`` file)."""
-    res = (spec.get("linux") or {}).get("resources") or {}
-    mem = res.get("memory") or {}
-    return any((mem.get(k) or -1) > 0 for k in ("limit", "swap")) or any(
-        k.startswith("memory.") for k in res.get("unified") or {}
-    )

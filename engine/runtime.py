@@ -70,6 +70,8 @@ def start(
         )  # fmt: skip
         trace.mark("exec")
     except BaseException:
+        if held is not None:  # not handed over (apply() failed): kill and reap it first,
+            held.discard()  # or the cgroup keeps a member and hides the real error
         _drain(cg)
         raise
     return Running(pid, cg)

@@ -123,6 +123,12 @@ def prefork(*, pdeathsig: int | None = signal.SIGKILL) -> Held:
     :func:`spawn` with ``held=`` hands it the spec later; until then it blocks on a socket,
     and it dies with its parent (``pdeathsig``, checked against a parent that died before
     the prctl). Used by the start workers (engine/starter.py).
+
+    Returns once the init owns its memory (nsutil/memory.py), so that the caller moves it
+    into the container's cgroup only then: memory cgroups charge a page to the cgroup of
+    the task that faulted it and do not move charges with the task (memory.rst,
+    "move_charge_at_immigrate", off by default; cgroup-v2.rst: never), so those pages stay
+    the caller's, and a ``--memory`` limit below them can still be set.
     """
     import socket
 
@@ -142,7 +148,15 @@ def prefork(*, pdeathsig: int | None = signal.SIGKILL) -> Held:
         child_end.close()
     os.close(err_w)
     os.close(sync_r)
-    return Held(pid, parent_end, err_r, sync_w, pdeathsig)
+    held = Held(pid, parent_end, err_r, sync_w, pdeathsig)
+    try:
+        ready = parent_end.recv(1)
+    except OSError:
+        ready = b""
+    if ready != b"r":
+        held.discard()
+        raise SpawnError(EINVAL, "init", "the prepared init exited before it was ready")
+    return held
 
 
 def _held_child(
@@ -161,6 +175,7 @@ def _held_child(
         # Idle until the spec comes: own our pages now rather than fault on each one the
         # container's setup writes to (nsutil/memory.py).
         memory.own_private_memory()
+        chan.send(b"r")  # now the worker may move us into the container's cgroup
         # A parent that died before the prctl took effect closed its end: recv sees EOF.
         msg, fds, _, _ = socket.recv_fds(chan, _MAX_SPEC, 4)
         chan.close()
