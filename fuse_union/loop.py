@@ -30,7 +30,7 @@ spends at most :data:`SPIN_NS` of CPU per request that does not come.
 
 Skipping a checkpoint must not starve other tasks (worker-thread results, signals, the
 other session tasks): after :data:`BUDGET` requests served without a pass, the next wait
-goes through the scheduler anyway, and no spin starts while another task (other than an
+first yields to the scheduler (a checkpoint), and no spin starts while another task (other than an
 idle session task about to park again) is runnable, nor while more tasks want a CPU than
 the machine has (:class:`CpuGate`).
 Everything else -- cancellation, ``notify_closing`` at unmount, ``ClosedResourceError``
@@ -120,20 +120,24 @@ class _Readiness:
         if p is None:
             p = self._polls[fd] = select.poll()
             p.register(fd, select.POLLIN)
+        if self._budget <= 0:
+            # let the other tasks run; a checkpoint, not a sleep in epoll, whose wake-up
+            # the next request would wait for
+            self._budget = BUDGET
+            await trio.lowlevel.checkpoint()
         start = time.monotonic_ns()
-        if self._budget > 0:
-            if p.poll(0):
-                self._budget -= 1
-                self._record(True)
-                return
-            if self._should_spin():
-                deadline = start + SPIN_NS
-                while time.monotonic_ns() < deadline:
-                    if p.poll(0):
-                        self._budget -= 1
-                        self._record(True)
-                        return
-                    os.sched_yield()  # a busy CPU goes to whoever else wants it
+        if p.poll(0):
+            self._budget -= 1
+            self._record(True)
+            return
+        if self._should_spin():
+            deadline = start + SPIN_NS
+            while time.monotonic_ns() < deadline:
+                if p.poll(0):
+                    self._budget -= 1
+                    self._record(True)
+                    return
+                os.sched_yield()  # a busy CPU goes to whoever else wants it
         self._budget = BUDGET
         await trio.lowlevel.wait_readable(fd)
         self._record(time.monotonic_ns() - start < SPIN_NS)
