@@ -93,6 +93,7 @@ def measure(
             phase = "warm-up" if rnd < warmup else "run"
             progress(f"{label}{phase} round {rnd + 1}/{warmup + runs} ({done}/{total} runs)")
         ns, err, trace = time_once(res.target, res.image or image)
+        res.target.settle()
         if err is not None:
             res.status, res.failures = "failed", res.failures + 1
             res.reason = f"{'warm-up' if rnd < warmup else 'run'} {rnd + 1}: {err}"
