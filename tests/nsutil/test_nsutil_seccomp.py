@@ -219,3 +219,93 @@ def test_default_profile_resolution_for_caps_and_arch():
     assert {"mount", "unshare", "setns", "reboot", "clone", "clone3"} <= allowed
     assert not any(r["names"] == ["clone3"] and r["action"] != "SCMP_ACT_ALLOW"
                    for r in full["syscalls"])  # fmt: skip
+
+
+# -- the binary-tree layout decides as the chain does ---------------------------------------
+
+# classic BPF (linux/filter.h, linux/bpf_common.h): the subset libseccomp emits
+_LD_W_ABS, _ALU_AND_K, _RET_K, _RET_A = 0x20, 0x54, 0x06, 0x16
+_JMP = {0x05: None, 0x15: "jeq", 0x25: "jgt", 0x35: "jge", 0x45: "jset"}
+_ST, _LDX_MEM, _LD_MEM, _TAX, _TXA = 0x02, 0x61, 0x60, 0x07, 0x87
+
+
+def _run_bpf(prog: bytes, data: bytes) -> int:
+    """What the kernel's seccomp filter returns for ``data`` (a struct seccomp_data)."""
+    import struct
+
+    insns = list(struct.iter_unpack("<HBBI", prog))
+    a = x = pc = 0
+    mem = [0] * 16
+    for _ in range(100_000):
+        code, jt, jf, k = insns[pc]
+        pc += 1
+        if code == _LD_W_ABS:
+            a = int.from_bytes(data[k : k + 4], "little")
+        elif code == _ALU_AND_K:
+            a &= k
+        elif code == _RET_K:
+            return k
+        elif code == _RET_A:
+            return a
+        elif code == _ST:
+            mem[k] = a
+        elif code == _LD_MEM:
+            a = mem[k]
+        elif code == _LDX_MEM:
+            x = mem[k]
+        elif code == _TAX:
+            x = a
+        elif code == _TXA:
+            a = x
+        elif code in _JMP:
+            op = _JMP[code]
+            if op is None:  # ja
+                pc += k
+                continue
+            hit = {"jeq": a == k, "jgt": a > k, "jge": a >= k, "jset": bool(a & k)}[op]
+            pc += jt if hit else jf
+        else:
+            raise AssertionError(f"BPF opcode {code:#x} not modelled")
+    raise AssertionError("BPF program did not return")
+
+
+def _program(cfg: dict, optimize: int) -> bytes:
+    ctx = seccomp.compile_filter(cfg)
+    try:
+        assert seccomp.lib.seccomp_attr_set(ctx, seccomp._ATTR_OPTIMIZE, optimize) == 0
+        fd = os.memfd_create("test-bpf")
+        try:
+            seccomp.lib.seccomp_export_bpf(ctx, fd)
+            return os.pread(fd, os.lseek(fd, 0, os.SEEK_CUR), 0)
+        finally:
+            os.close(fd)
+    finally:
+        seccomp.lib.seccomp_release(ctx)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86 ABIs enumerated below")
+def test_binary_tree_program_decides_as_the_chain_does():
+    """Docker's default profile compiled both ways gives the same verdict for every
+    syscall number of the three x86 ABIs, with the argument values its rules test."""
+    import struct
+
+    cfg = docker_default(engine_spec.DEFAULT_CAPS)
+    chain, tree = _program(cfg, 1), _program(cfg, 2)
+    assert chain != tree
+    audit = {"x86_64": 0xC000003E, "i386": 0x40000003}
+    values = {0, 1, 0x10000000, 0x7E020000, 0x20000, 0x8, 0xFFFFFFFF}  # clone flags, personality
+    for rule in cfg["syscalls"]:
+        for arg in rule.get("args") or []:
+            values |= {arg["value"] & 0xFFFFFFFF, (arg.get("valueTwo") or 0) & 0xFFFFFFFF}
+    x32 = range(0x40000000, 0x40000000 + 600)  # x32 numbers, under the x86_64 audit arch
+    verdicts = set()
+    for arch, token in audit.items():
+        numbers = [*range(0, 600), *(x32 if arch == "x86_64" else ())]
+        for nr in numbers:
+            for v in values:
+                data = struct.pack("<IIQ6Q", nr, token, 0, *[v] * 6)
+                verdict = _run_bpf(chain, data)
+                assert _run_bpf(tree, data) == verdict, (arch, nr, v)
+                verdicts.add(verdict)
+    allow, eperm = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, RET_ERRNO|EPERM
+    assert {allow, eperm} <= verdicts  # both outcomes were exercised
