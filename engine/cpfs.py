@@ -348,9 +348,19 @@ def _tar_entry(tar: tarfile.TarFile, pfd: int, name: str, arcname: str) -> None:
     info.uid, info.gid = st.st_uid, st.st_gid
     info.mtime = st.st_mtime
     if stat.S_ISREG(st.st_mode):
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        # The size comes from the open file, not the name: a running container may
+        # replace the file (write and rename) between our stat and our open. O_NONBLOCK:
+        # should a fifo have been swapped in, the open must not wait for a writer.
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     dir_fd=pfd)  # fmt: skip
         with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EAGAIN, "changed while being copied", arcname)
+            info.mode = stat.S_IMODE(st.st_mode)
+            info.uid, info.gid = st.st_uid, st.st_gid
+            info.mtime = st.st_mtime
+            info.type, info.size = tarfile.REGTYPE, st.st_size
             tar.addfile(info, f)
     elif stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.02; done"
+# written elsewhere and renamed over /tmp/c: a cp reading /tmp/c never sees it half written
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i >/tmp/c.n; mv /tmp/c.n /tmp/c; sleep 0.02; done"
 
 
 def read_file(pydock, container: str, path: str) -> bytes:
