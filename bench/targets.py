@@ -176,12 +176,12 @@ class Pydock(Target):
 
     def close(self) -> None:
         if self.start_pool:  # the workers this bench's runs started
-            from ..engine import prestart, starter
+            from ..engine import starter
 
             # A successor in waiting goes on once its predecessor's teardown ends and
             # follows daemon.json: without a pool there, it leaves instead of preparing.
+            # stop() waits for teardowns in flight.
             _set_daemon_option(self.root, "start-pool", 0)
-            prestart.settle_teardowns(str(self.root))
             starter.stop(str(self.root))
         if self.network == "bridge":  # the bridge and the pool's namespaces
             subprocess.run([*self._base(), "network", "prune", "-f"], capture_output=True,

@@ -341,12 +341,17 @@ def write_tar(root: Root, path: str, out, *, follow: bool = False) -> None:  # n
             os.close(pfd)
 
 
-def _tar_entry(tar: tarfile.TarFile, pfd: int, name: str, arcname: str) -> None:
-    st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+def _tar_info(arcname: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(arcname)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
     info.mtime = st.st_mtime
+    return info
+
+
+def _tar_entry(tar: tarfile.TarFile, pfd: int, name: str, arcname: str) -> None:
+    st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+    info = _tar_info(arcname, st)
     if stat.S_ISREG(st.st_mode):
         # The size comes from the open file, not the name: a running container may
         # replace the file (write and rename) between our stat and our open. O_NONBLOCK:
@@ -357,9 +362,7 @@ def _tar_entry(tar: tarfile.TarFile, pfd: int, name: str, arcname: str) -> None:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EAGAIN, "changed while being copied", arcname)
-            info.mode = stat.S_IMODE(st.st_mode)
-            info.uid, info.gid = st.st_uid, st.st_gid
-            info.mtime = st.st_mtime
+            info = _tar_info(arcname, st)
             info.type, info.size = tarfile.REGTYPE, st.st_size
             tar.addfile(info, f)
     elif stat.S_ISDIR(st.st_mode):

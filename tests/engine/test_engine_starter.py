@@ -62,11 +62,10 @@ def pooled(scratch: Path) -> Iterator[Pydock]:
     try:
         yield p
     finally:
-        # a served --rm run's teardown follows its answer: let it end before the checks
-        prestart.settle_teardowns(str(p.root))
         p.cleanup()
         # A successor in waiting goes on after its predecessor's run (its teardown) ends
-        # and follows daemon.json: with no pool there, it leaves without preparing.
+        # and follows daemon.json: with no pool there, it leaves without preparing. The
+        # stop waits for a served --rm run's teardown, which follows its answer.
         (p.root / "daemon.json").write_text(json.dumps({"start-pool": 0}))
         p("system", "warm", "--stop", check=True)
         assert _workers(p.root) == []

@@ -217,17 +217,24 @@ def test_private_xattrs_hidden_and_escaped(scratch: Path) -> None:
     assert os.getxattr(f"{up}/d/f", "trusted.overlay.overlay.mine") == b"1"
 
 
+def _big_lower_dir(d: Path) -> list[str]:
+    """low/d with 1,000 long names (an open directory read in many readdir requests), and
+    the empty u, w and m directories for a mount; returns the names, sorted."""
+    names = [f"{i:04d}" + "x" * 200 for i in range(1000)]
+    for sub in ("low", "u", "w", "m"):
+        (d / sub).mkdir()
+    (d / "low" / "d").mkdir()
+    for n in names:
+        (d / "low" / "d" / n).write_bytes(b"")
+        os.chmod(d / "low" / "d" / n, 0o644)
+    return names
+
+
 def test_readdir_snapshot_does_not_undo_a_chmod(scratch: Path) -> None:
     """readdirplus attributes overwrite the kernel's cached ones: an entry replied from an
     open directory's snapshot after a chmod must carry the new mode, not the listed one."""
-    names = [f"{i:04d}" + "x" * 200 for i in range(1000)]  # many readdir requests
     with workdir(scratch, "fu-rd-") as d:
-        for s in ("low", "u", "w", "m"):
-            (d / s).mkdir()
-        (d / "low" / "d").mkdir()
-        for n in names:
-            (d / "low" / "d" / n).write_bytes(b"")
-            os.chmod(d / "low" / "d" / n, 0o644)
+        names = _big_lower_dir(d)
         with fuse_mount(str(d / "m"), [str(d / "low")], str(d / "u"), str(d / "w")):
             last = d / "m" / "d" / names[-1]
             with os.scandir(d / "m" / "d") as it:
@@ -242,13 +249,8 @@ def test_readdir_snapshot_skips_a_name_removed_meanwhile(scratch: Path) -> None:
     nothing was removed or copied up since it was taken: a name unlinked between two readdir
     requests of one open must not be replied, or readdirplus would hand the kernel a dentry
     for it and the removed name would stat again."""
-    names = [f"{i:04d}" + "x" * 200 for i in range(1000)]  # many readdir requests
     with workdir(scratch, "fu-rd-") as d:
-        for s in ("low", "u", "w", "m"):
-            (d / s).mkdir()
-        (d / "low" / "d").mkdir()
-        for n in names:
-            (d / "low" / "d" / n).write_bytes(b"")
+        names = _big_lower_dir(d)
         with fuse_mount(str(d / "m"), [str(d / "low")], str(d / "u"), str(d / "w")):
             gone = d / "m" / "d" / names[-1]
             with os.scandir(d / "m" / "d") as it:
