@@ -127,8 +127,7 @@ def _spawn(spec: dict, on_forked, stdio: tuple[int, int, int], tty: bool) -> tup
 def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
     """``exec -d``: a detached reaper spawns the process and stays its parent (see
     exec_reaper.py); returns once the process runs, or raises why it could not."""
-    import sys
-
+    from .. import ownpython
     from ..nsutil.spawn import SpawnError
     from .errors import EngineError
 
@@ -152,7 +151,8 @@ def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
                 os.set_inheritable(master, True)
                 argv.append(str(master))
             script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_reaper.py")
-            os.execv(sys.executable, [sys.executable, "-I", "-S", script, *argv])
+            cmd = ownpython.script(script, *argv)
+            os.execv(cmd[0], cmd)
         except BaseException as e:  # noqa: BLE001 - reported to the command, then exit
             code = e.exit_code if isinstance(e, SpawnError) else 125
             try:

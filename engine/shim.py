@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 
+from .. import ownpython
 from . import runtime
 from .containers import alive, me, now
 from .engine import Engine
@@ -248,9 +249,8 @@ def start(
             os.set_inheritable(fd, True)
     sys.stdout.flush()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_main.py")
-    os.execv(
-        sys.executable, [sys.executable, "-I", "-S", script, *(f"{k}={v}" for k, v in args.items())]
-    )
+    argv = ownpython.script(script, *(f"{k}={v}" for k, v in args.items()))
+    os.execv(argv[0], argv)
 
 
 def _own_cgroup() -> dict[str, str]:

@@ -39,6 +39,8 @@ from pydock.overlay import mount as mnt
 from pydock.overlay.driver import REFS_DIR, Overlay2Driver
 from pydock.overlay.layout import LayerPaths, Layout
 
+from pydock import ownpython
+
 #: the driver whose layer store (home directory and engine layer records) this one uses
 SHARED_STORE = "overlay2"
 RUNTIME_DIR = ".fuse-union"
@@ -289,7 +291,7 @@ def start_server(
     """
     import subprocess
 
-    args = [sys.executable, "-m", "pydock.fuse_union.server", "--mountpoint", mountpoint]
+    args = ownpython.module("pydock.fuse_union.server", "--mountpoint", mountpoint)
     if upper is not None:
         args += ["--upper", upper, "--work", str(work)]
     for d in lowers:
@@ -301,7 +303,7 @@ def start_server(
             proc = subprocess.Popen(
                 [*args, "--ready-fd", str(w)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                pass_fds=(w,), start_new_session=True,
+                pass_fds=(w,), start_new_session=True, cwd="/",
             )  # fmt: skip
         finally:
             if out is not subprocess.DEVNULL:
