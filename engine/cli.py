@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
     """Run one command line; ``parser``: one built ahead by build_parser() for this
     command word (a start worker's), else it is built here."""
     argv = sys.argv[1:] if argv is None else argv
+    # pydock's stores must not depend on who started it or how: every directory and
+    # record it makes gets its mode from here and the explicit modes it asks for. Files
+    # the caller names (save -o) are made as the caller's umask says.
+    caller_umask = os.umask(0o022)
     if parser is None:
         parser = build_parser(command_word(argv))
     try:
@@ -100,6 +104,11 @@ def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
     if a.cmd == "version":
         return HANDLERS["version"](None, a)
     code_for_engine_errors = 125 if a.cmd in ("run", "create") else 1
+    if os.geteuid() != 0:
+        eprint(f"pydock: must run as root (it manages mounts, namespaces and cgroups); "
+               f"this is uid {os.geteuid()}")  # fmt: skip
+        return code_for_engine_errors
+    a.caller_umask = caller_umask
     try:
         engine = Engine(a.root, a.storage_driver, _storage_opts(a.storage_opt))
         return HANDLERS[a.cmd](engine, a)

@@ -186,7 +186,7 @@ def entry() -> None:
     from . import cli
 
     code = cli.finish(cli.main)
-    if run:
+    if run and posix.geteuid() == 0:  # only root may fill root's pool (cli.main said so)
         from . import prestart
 
         root = root_of(argv)

@@ -152,7 +152,8 @@ def cmd_save(engine: Engine, a: argparse.Namespace) -> int:
     store = engine.images
     store.lock.acquire(shared=True)
     try:
-        save(store, engine.driver, a.images, a.output, oci=a.format == "oci")
+        save(store, engine.driver, a.images, a.output, oci=a.format == "oci",
+             output_mode=0o666 & ~a.caller_umask)  # fmt: skip
     finally:
         store.lock.release()
     return 0

@@ -217,7 +217,7 @@ class ContainerStore:
 
     def reserve_name(self, name: str | None, cid: str) -> str:
         """Claim ``name`` (or a generated one) for ``cid``; the symlink is the claim."""
-        self.names.mkdir(parents=True, exist_ok=True)
+        self.names.mkdir(mode=0o700, parents=True, exist_ok=True)
         if name is not None:
             if not valid_name(name):
                 raise InvalidInput(
@@ -248,7 +248,10 @@ class ContainerStore:
 
     def create_dir(self, cid: str) -> Path:
         d = self.dir / cid
-        d.mkdir(parents=True)
+        # root's only, as Docker's: the record and the bundle hold the environment (-e
+        # secrets), and whoever could write the bundle would choose what root runs
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d.mkdir(mode=0o700)
         return d
 
     def remove(self, rec: dict) -> None:

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 
 def write_atomic(
-    path: str | Path, data: bytes, *, durable: bool = False, mode: int = 0o644
+    path: str | Path, data: bytes, *, durable: bool = False, mode: int = 0o600
 ) -> None:
+    """Replace ``path`` with ``data`` (a reader sees the old file or the new one). Records
+    are root's only by default (0600, as Docker's): a container's holds its environment."""
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)

@@ -79,7 +79,17 @@ def _driver_with(store: ImageStore, open_driver, chains: list[str]):  # noqa: AN
     raise InvalidInput("the image's layers are in no storage driver")
 
 
-def save(store: ImageStore, open_driver, refs: list[str], output: str | None, *, oci: bool) -> None:  # noqa: ANN001
+def save(
+    store: ImageStore,
+    open_driver,  # noqa: ANN001
+    refs: list[str],
+    output: str | None,
+    *,
+    oci: bool,
+    output_mode: int = 0o644,
+) -> None:
+    """Write ``refs`` as one archive to ``output`` (a file made with ``output_mode``, the
+    caller's umask applied by the CLI) or to stdout."""
     from .reference import normalize
 
     wanted: dict[str, list[str]] = {}
@@ -98,6 +108,7 @@ def save(store: ImageStore, open_driver, refs: list[str], output: str | None, *,
         if output:
             dest = Path(output)
             fobj = open(f"{output}.tmp-{os.getpid()}", "wb")  # noqa: SIM115
+            os.fchmod(fobj.fileno(), output_mode)
         else:
             fobj = sys.stdout.buffer
         with tarfile.open(fileobj=fobj, mode="w|", format=tarfile.PAX_FORMAT) as tar:
