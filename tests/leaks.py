@@ -14,12 +14,26 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+#: Mount points that appear once per host and stay by design, not by a leak: iproute2's
+#: ``ip netns add`` (and pyroute2's netns module, which follows it) bind-mounts
+#: /run/netns onto itself, shared, the first time a named namespace is made, so that
+#: namespace mounts under it propagate (ip-netns(8)). The namespaces themselves are
+#: ``nsfs`` mounts below it and still count.
+HOST_WIDE_MOUNTS = frozenset({"/run/netns"})
+
+
 def _mounts() -> frozenset[str]:
-    out = set()
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
+        return mounts_of(f.read())
+
+
+def mounts_of(mountinfo: str) -> frozenset[str]:
+    """Each mount of a mountinfo text as "point (fstype)", the host-wide ones left out."""
+    out = set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[4] not in HOST_WIDE_MOUNTS:
             out.add(f"{fields[4]} ({fields[sep + 1]})")
     return frozenset(out)
 
