@@ -13,9 +13,12 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# The Debian packages pydock, its tests and its benchmarks use, with their reasons, are
-# listed in dev/apt-packages.txt.
-mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' dev/apt-packages.txt | awk '{print $1}')
+# The Debian packages pydock needs, with their reasons, are listed in dev/apt-packages.txt;
+# those its tests and benchmarks use besides (the peers, a registry) in
+# dev/apt-packages-test.txt, installed only with --test.
+lists=(dev/apt-packages.txt)
+[ $want_tests = 1 ] && lists+=(dev/apt-packages-test.txt)
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "${lists[@]}" | awk '{print $1}')
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
