@@ -25,7 +25,7 @@ _NS = {"ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid", "cgroup": "cg
 
 def exec_spec(engine: Engine, rec: dict, args: list[str], *, env: list[str], user: str | None,
               workdir: str | None, tty: bool) -> dict:  # fmt: skip
-    from .spec import merge_env, resolve_user
+    from .spec import merge_env, resolve_user, with_term
 
     pid = rec["State"]["Pid"]
     bundle = engine.bundle(rec)
@@ -34,6 +34,8 @@ def exec_spec(engine: Engine, rec: dict, args: list[str], *, env: list[str], use
     # every component without following symlinks out of it)
     user_spec = resolve_user(f"/proc/{pid}/root", user) if user else proc.get("user")
     base_env = [e for e in proc.get("env") or [] if not e.startswith("HOSTNAME=")]
+    if tty:
+        base_env = with_term(base_env)
     process = {
         "terminal": tty,
         "user": user_spec,

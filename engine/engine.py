@@ -217,6 +217,12 @@ class Engine:
                 copy_image_content(opts.mounts, rootfs)
             try:
                 bundle = specmod.build(image_config, opts, rootfs, cid)
+                if opts.network in ("none", "host"):
+                    from .network import etcfiles
+
+                    cdir = self.containers.path(cid)
+                    etcfiles.write_unnetworked(cdir, opts.network, rec["Config"]["Hostname"])
+                    specmod.with_etc_files(bundle, {f: str(cdir / f) for f in etcfiles.FILES})
             finally:
                 if not keep_mounted:
                     driver.put(cid)
@@ -271,9 +277,9 @@ class Engine:
             "RestartCount": 0,
             "Creating": True,  # until the bundle is written; reconcile undoes it
             "Config": {
-                "Hostname": opts.hostname or cid[:12],
+                "Hostname": specmod.default_hostname(opts, cid),
                 "User": opts.user if opts.user is not None else cfg.get("User", ""),
-                "Env": opts.env,
+                "Env": specmod.config_env(cfg.get("Env") or [], opts.env),
                 "Cmd": opts.command or None,
                 "Entrypoint": [opts.entrypoint] if opts.entrypoint else cfg.get("Entrypoint"),
                 "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
@@ -366,6 +372,7 @@ class Engine:
         st.update(
             Status="exited",
             Running=False,
+            Restarting=False,  # a restart that failed is over: the container is exited
             Pid=0,
             ExitCode=code,
             Error=error,

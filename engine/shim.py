@@ -30,6 +30,7 @@ from . import runtime
 from .containers import alive, me, now
 from .engine import Engine
 from .errors import EngineError
+from .spec import with_term
 
 STOP_REQUEST = "stop-request"  # "cancel": no restart (stop, kill); "manual": flag only
 ATTACH_SOCK = "attach.sock"
@@ -189,6 +190,7 @@ def start(
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         stdio, keep = (null, null, null), {"out": -1, "err": -1, "in": -1, "console": console}
         bundle["process"]["terminal"] = True
+        bundle["process"]["env"] = with_term(bundle["process"].get("env") or [])
         if console_size:
             bundle["process"]["consoleSize"] = console_size
     else:
@@ -216,9 +218,9 @@ def start(
         _close_all(stdio, keep, theirs if tty else -1)
         engine.finish(rec, e.exit_code, str(e))
         raise EngineError(str(e), e.exit_code) from None
-    except BaseException:
+    except BaseException as e:
         _close_all(stdio, keep, theirs if tty else -1)
-        engine.finish(rec, 125)
+        engine.finish(rec, 125, str(e) or type(e).__name__)
         raise
     for fd in set(stdio):
         os.close(fd)
@@ -325,6 +327,9 @@ def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: in
             st.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
                       FinishedAt=now(), Owner=me())  # fmt: skip
             engine.containers.save(rec)
+            # As Docker cleans up an exited container before its restart: the network
+            # (netns, veth, leases, published ports) is made anew by the next start.
+            engine.release_network(rec)
             lock.release()  # nobody waits on a lock through a back-off
             deadline = time.monotonic() + backoff / 1000
             while time.monotonic() < deadline and not _cancelled(cdir):
@@ -335,8 +340,8 @@ def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: in
                 rec["RestartCount"] = rec.get("RestartCount", 0) + 1
                 try:  # execs the lean monitor: the lock's descriptor is close-on-exec
                     start(engine, rec, mounted=True, report=None, clients=[], backoff=backoff)
-                except EngineError:
-                    return 1  # start() recorded the failure and released the container
+                except Exception:  # noqa: BLE001 - start() recorded why, released the container
+                    return 1
             rec["HasBeenManuallyStopped"] = True
         rec["State"]["OOMKilled"] = oom
         engine.finish(rec, code)

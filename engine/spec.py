@@ -185,12 +185,18 @@ def process_args(image_config: dict, opts: RunOptions) -> list[str]:
     return args
 
 
-def merge_env(image_env: list[str], extra: list[str], hostname: str) -> list[str]:
-    """Image Env, then HOSTNAME, then ``-e`` (``-e NAME`` takes the caller's value)."""
+def _env_dict(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in [*image_env, f"HOSTNAME={hostname}"]:
+    for item in items:
         k, _, v = item.partition("=")
         out[k] = v
+    return out
+
+
+def _user_env(extra: list[str]) -> dict[str, str]:
+    """``-e`` values; ``-e NAME`` takes the caller's value, or nothing when it has none
+    (Docker's client resolves it the same way)."""
+    out: dict[str, str] = {}
     for item in extra:
         k, eq, v = item.partition("=")
         if not k:
@@ -199,8 +205,31 @@ def merge_env(image_env: list[str], extra: list[str], hostname: str) -> list[str
             out[k] = v
         elif k in os.environ:
             out[k] = os.environ[k]
+    return out
+
+
+def config_env(image_env: list[str], extra: list[str]) -> list[str]:
+    """The container's ``Config.Env`` as Docker records it: the image's variables, each
+    ``-e`` replacing or adding one."""
+    out = _env_dict(image_env)
+    out.update(_user_env(extra))
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def merge_env(image_env: list[str], extra: list[str], hostname: str) -> list[str]:
+    """The process's environment: image Env, then HOSTNAME, then ``-e``."""
+    out = _env_dict([*image_env, f"HOSTNAME={hostname}"])
+    out.update(_user_env(extra))
     out.setdefault("PATH", DEFAULT_PATH)
     return [f"{k}={v}" for k, v in out.items()]
+
+
+def with_term(env: list[str]) -> list[str]:
+    """``env`` with TERM=xterm unless it names a TERM: what Docker gives a process that
+    has a terminal (-t), below the image's and the user's variables."""
+    if any(e.startswith("TERM=") for e in env):
+        return env
+    return [*env, "TERM=xterm"]
 
 
 def _read_db(rootfs: str, db: str) -> list[list[str]]:
@@ -247,7 +276,7 @@ def resolve_user(rootfs: str, spec_user: str | None) -> dict:
             name, uid = "", int(user)
         else:
             raise EngineError(
-                f"unable to find user {user}: no matching entries in passwd file", 126
+                f"unable to find user {user}: no matching entries in passwd file", 125
             )
     groups = _read_db(rootfs, "group")
     if group:
@@ -258,7 +287,7 @@ def resolve_user(rootfs: str, spec_user: str | None) -> dict:
             gid = int(group)
         else:
             raise EngineError(
-                f"unable to find group {group}: no matching entries in group file", 126
+                f"unable to find group {group}: no matching entries in group file", 125
             )
     out: dict = {"uid": uid, "gid": gid}
     extra = sorted(
@@ -272,7 +301,7 @@ def resolve_user(rootfs: str, spec_user: str | None) -> dict:
 def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) -> dict:
     """The runtime spec for one container whose merged root is mounted at ``rootfs``."""
     cfg = image_config.get("config") or {}
-    hostname = opts.hostname or container_id[:12]
+    hostname = default_hostname(opts, container_id)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if opts.network != "host":
         namespaces.append({"type": "network"})
@@ -384,9 +413,23 @@ def with_network(spec: dict, netns: str, etc_files: dict[str, str]) -> dict:
     linux = spec["linux"]
     linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
     linux["namespaces"].append({"type": "network", "path": netns})
+    return with_etc_files(spec, etc_files)
+
+
+def with_etc_files(spec: dict, etc_files: dict[str, str]) -> dict:
+    """``spec`` with each /etc/NAME bind-mounted from its file in the container's
+    directory (the image's layers are never written)."""
     for name, source in etc_files.items():
         spec["mounts"].append(
             {"destination": f"/etc/{name}", "type": "bind", "source": source,
              "options": ["rbind", "rprivate"]}
         )  # fmt: skip
     return spec
+
+
+def default_hostname(opts: RunOptions, container_id: str) -> str:
+    """``-h``, else the host's own name with ``--network host`` (as Docker), else the
+    short id."""
+    if opts.hostname:
+        return opts.hostname
+    return os.uname().nodename if opts.network == "host" else container_id[:12]

@@ -577,11 +577,28 @@ def _init(
     stage.name = "exec"
     env_list = process.get("env") or []
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env_list)
+    if "HOME" not in env:
+        env["HOME"] = _home_of(uid)
     args = [str(a) for a in process["args"]]
     _reset_signals()
     os.closerange(3, err_w)
     os.closerange(err_w + 1, _fd_limit())
     _exec(args, env)
+
+
+def _home_of(uid: int) -> str:
+    """HOME for a process whose spec sets none: the user's home in the container's
+    /etc/passwd, else "/" (as runc does; Docker leaves HOME to the runtime)."""
+    key = str(uid)
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.rstrip(b"\n").split(b":")
+                if len(fields) >= 6 and fields[2].decode(errors="replace") == key:
+                    return fields[5].decode(errors="surrogateescape") or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def _load_seccomp(cfg: dict) -> None:

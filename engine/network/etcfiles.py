@@ -1,4 +1,4 @@
-"""The /etc/hosts, /etc/hostname and /etc/resolv.conf each networked container gets.
+"""The /etc/hosts, /etc/hostname and /etc/resolv.conf each container gets.
 
 They live in the container's directory and are bind-mounted over the image's files, as
 Docker does, so the image's layers are never written. Peers on a user-defined network
@@ -10,7 +10,6 @@ or round-robin). Rewrites happen in place, never by rename: a bind mount pins th
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
@@ -37,6 +36,8 @@ def hosts_text(own: list[tuple[str, str]], peers: list[tuple[str, str]]) -> str:
 
 
 def _is_loopback(addr: str) -> bool:
+    import ipaddress  # here: a --network none start reads no nameserver and pays nothing
+
     try:
         return ipaddress.ip_address(addr.split("%")[0]).is_loopback
     except ValueError:
@@ -76,7 +77,29 @@ def write_inplace(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def write_all(cdir: Path, hostname: str, hosts: str) -> None:
+def write_all(cdir: Path, hostname: str, hosts: str, resolv: str | None = None) -> None:
     write_inplace(cdir / "hostname", hostname + "\n")
-    write_inplace(cdir / "resolv.conf", resolv_text())
+    write_inplace(cdir / "resolv.conf", resolv_text() if resolv is None else resolv)
     write_inplace(cdir / "hosts", hosts)
+
+
+HOST_HOSTS = "/etc/hosts"
+
+
+def write_unnetworked(cdir: Path, mode: str, hostname: str) -> None:
+    """The files of a container without a network of pydock's, as Docker writes them:
+    ``none`` gets the localhost lines and the host's resolvers (loopback ones dropped,
+    they are not reachable from its own loopback); ``host`` shares the host's network
+    and so its /etc/hosts and resolv.conf as they are."""
+    if mode == "host":
+        write_all(cdir, hostname, _read(HOST_HOSTS), _read(HOST_RESOLV))
+    else:
+        write_all(cdir, hostname, hosts_text([], []))
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""

@@ -121,3 +121,29 @@ def test_unknown_network_is_125(net):
     p, _, _ = net
     res = p("run", "--rm", "--network", "nosuch", "busybox", "true")
     assert res.returncode == 125 and b"network nosuch not found" in res.stderr
+
+
+def test_restart_policy_on_the_default_bridge(net) -> None:
+    """Each restart gets its network anew (was: ``File exists: <root>/netns/<id>`` and a
+    container stuck in Restarting with no monitor); stop then ends it."""
+    from lifecycle_helpers import inspect, wait_for
+
+    p, _, _ = net
+    p("run", "-d", "--name", "flappy", "--restart", "always", "busybox", "sh", "-c",
+      "ip -4 addr show eth0 | grep -q inet && echo up; exit 1", check=True)  # fmt: skip
+    wait_for(lambda: p.out("logs", "flappy").count("up") >= 3, what="three networked runs")
+    info = inspect(p, "flappy")
+    assert info["RestartCount"] >= 2 and info["State"]["Error"] == "", info["State"]
+    p("stop", "-t", "1", "flappy", check=True)
+    st = inspect(p, "flappy")["State"]
+    assert (st["Status"], st["Restarting"], st["Running"]) == ("exited", False, False)
+    p("run", "-d", "--name", "twice", "--restart", "on-failure:2", "busybox", "sh", "-c",
+      "exit 3", check=True)  # fmt: skip
+
+    def retried_twice() -> bool:
+        info = inspect(p, "twice")
+        return info["RestartCount"] == 2 and info["State"]["Status"] == "exited"
+
+    wait_for(retried_twice, what="two retries")
+    st = inspect(p, "twice")["State"]
+    assert (st["ExitCode"], st["Restarting"], st["Error"]) == (3, False, "")

@@ -276,3 +276,50 @@ def test_sigkill_during_run_is_recovered(pydock, scratch):
     assert no_mounts_under(pydock.root)
     pydock("rm", "victim", check=True)
     assert pydock.out("run", "--rm", "busybox", "echo", "ok") == "ok\n"
+
+
+def test_home_and_term(pydock) -> None:
+    """HOME from the user's /etc/passwd entry, "/" without one (as runc sets it); TERM=xterm
+    only with -t; the image's or the user's own values win."""
+    out = pydock.out("run", "--rm", "busybox", "sh", "-c", "echo $HOME; echo ${TERM-unset}")
+    assert out == "/root\nunset\n"
+    assert (
+        pydock.out("run", "--rm", "-u", "www-data", "busybox", "sh", "-c", "echo $HOME")
+        == "/var/www\n"
+    )
+    assert pydock.out("run", "--rm", "-u", "4242", "busybox", "sh", "-c", "echo $HOME") == "/\n"
+    assert pydock.out("run", "--rm", "-e", "HOME=/x", "busybox", "sh", "-c", "echo $HOME") == "/x\n"
+    out = pydock.out("run", "--rm", "-t", "busybox", "sh", "-c", "echo $TERM")
+    assert out == "xterm\r\n"
+    out = pydock.out("run", "--rm", "-t", "-e", "TERM=vt100", "busybox", "sh", "-c", "echo $TERM")
+    assert out == "vt100\r\n"
+    cid = pydock.out("run", "-d", "busybox", "sleep", "600").strip()
+    assert pydock.out("exec", "-t", cid, "sh", "-c", "echo $TERM") == "xterm\r\n"
+    assert pydock.out("exec", cid, "sh", "-c", "echo ${TERM-unset}; echo $HOME") == "unset\n/root\n"
+    pydock("rm", "-f", cid, check=True)
+    res = pydock("run", "--rm", "-u", "nosuchuser", "busybox", "true")
+    assert res.returncode == 125 and b"unable to find user nosuchuser" in res.stderr
+
+
+def test_etc_files_without_a_network(pydock) -> None:
+    """--network none and host get /etc/hosts, /etc/hostname and /etc/resolv.conf as
+    Docker writes them; host's hostname and files are the host's."""
+    out = pydock.out("run", "--rm", "--network", "none", "-h", "lonely", "busybox", "sh", "-c",
+                     "hostname; cat /etc/hostname; grep -c localhost /etc/hosts; "
+                     "test -f /etc/resolv.conf && echo resolv")  # fmt: skip
+    assert out.split("\n")[:4] == ["lonely", "lonely", "2", "resolv"]
+    host = os.uname().nodename
+    out = pydock.out("run", "--rm", "--network", "host", "busybox", "sh", "-c",
+                     "hostname; cat /etc/hostname; cat /etc/hosts")  # fmt: skip
+    assert out == f"{host}\n{host}\n" + Path("/etc/hosts").read_text()
+    cid = pydock.out("create", "--network", "host", "busybox", "true").strip()
+    info = json.loads(pydock.out("inspect", cid))[0]
+    assert info["Config"]["Hostname"] == host
+    pydock("rm", cid, check=True)
+
+
+def test_config_env_holds_the_image_env(pydock) -> None:
+    cid = pydock.out("create", "-e", "FOO=bar", "-e", "PATH=/x", "busybox", "true").strip()
+    env = json.loads(pydock.out("inspect", cid))[0]["Config"]["Env"]
+    assert env == ["PATH=/x", "FOO=bar"]  # the image's PATH, replaced in place by -e
+    pydock("rm", cid, check=True)
