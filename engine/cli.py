@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
         a = parser.parse_args(argv)
     except ArgError as e:
         eprint(f"pydock: {e}")
-        return 125
+        return e.code
     if a.root is None:
         a.root = os.environ.get("PYDOCK_ROOT", DEFAULT_ROOT)
     if a.storage_driver is None:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
         return HANDLERS[a.cmd](engine, a)
     except ArgError as e:
         eprint(f"pydock: {e}")
-        return 125
+        return e.code
     except EngineError as e:
         eprint(f"pydock: {e}")
         code = e.exit_code

@@ -5,29 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 
-from .cliutil import add_command, eprint
+from .cliutil import add_command, each_container, eprint
 from .engine import Engine
 from .errors import EngineError
-
-
-def _each(engine: Engine, refs: list[str], fn, verb: str) -> int:
-    """Docker's multi-container commands: every one is tried, each failure reported."""
-    failed = []
-    for ref in refs:
-        try:
-            fn(ref)
-            print(ref)
-        except EngineError as e:
-            eprint(f"Error response from daemon: {e}")
-            failed.append(ref)
-    return 1 if failed else 0
 
 
 def cmd_stop(engine: Engine, a: argparse.Namespace) -> int:
     from . import lifecycle
 
     engine.reconcile()
-    return _each(engine, a.containers, lambda r: lifecycle.stop(engine, r, a.time), "stop")
+    return each_container(a.containers, lambda r: lifecycle.stop(engine, r, a.time), parallel=True)
 
 
 def cmd_kill(engine: Engine, a: argparse.Namespace) -> int:
@@ -35,7 +22,7 @@ def cmd_kill(engine: Engine, a: argparse.Namespace) -> int:
 
     sig = lifecycle.parse_signal(a.signal)
     engine.reconcile()
-    return _each(engine, a.containers, lambda r: lifecycle.kill(engine, r, sig), "kill")
+    return each_container(a.containers, lambda r: lifecycle.kill(engine, r, sig), parallel=True)
 
 
 def cmd_restart(engine: Engine, a: argparse.Namespace) -> int:
@@ -43,12 +30,36 @@ def cmd_restart(engine: Engine, a: argparse.Namespace) -> int:
 
     engine.reconcile()
 
+    # The stops all at once; the starts one by one, each forks a monitor (see
+    # each_container). Docker reports each container once, after its start.
+    stopped: dict[str, BaseException | None] = {}
+
+    def stop(ref: str) -> None:
+        try:
+            lifecycle.stop(engine, ref, a.time)
+            stopped[ref] = None
+        except EngineError as e:
+            stopped[ref] = e
+
+    if len(a.containers) > 1:
+        import threading
+
+        threads = [threading.Thread(target=stop, args=(r,), daemon=True) for r in a.containers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
     def restart(ref: str) -> None:
-        lifecycle.stop(engine, ref, a.time)
+        if ref not in stopped:  # a single container: stopped here
+            stop(ref)
+        err = stopped[ref]
+        if err is not None:
+            raise err
         rec = engine.containers.load(engine.containers.resolve(ref))
         lifecycle.start(engine, rec)
 
-    return _each(engine, a.containers, restart, "restart")
+    return each_container(a.containers, restart)
 
 
 def cmd_wait(engine: Engine, a: argparse.Namespace) -> int:

@@ -8,24 +8,9 @@ import argparse
 import os
 import sys
 
-from ..drivers.base import DriverError
-from .cliutil import add_command, eprint
+from .cliutil import add_command, each_container, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
-
-
-def _each(refs: list[str], fn) -> int:  # noqa: ANN001
-    """Run ``fn(ref)`` for every ref, printing the ref on success (Docker's pause/unpause)."""
-    failed = False
-    for ref in refs:
-        try:
-            fn(ref)
-            print(ref)
-        except (EngineError, DriverError) as e:
-            eprint(f"Error response from daemon: {e}")
-            failed = True
-    return 1 if failed else 0
-
 
 # -- ps ------------------------------------------------------------------------------------
 
@@ -68,13 +53,13 @@ def _ps_flags(p: argparse.ArgumentParser) -> None:
 def cmd_pause(engine: Engine, a: argparse.Namespace) -> int:
     from . import manage
 
-    return _each(a.containers, lambda r: manage.pause(engine, r))
+    return each_container(a.containers, lambda r: manage.pause(engine, r))
 
 
 def cmd_unpause(engine: Engine, a: argparse.Namespace) -> int:
     from . import manage
 
-    return _each(a.containers, lambda r: manage.unpause(engine, r))
+    return each_container(a.containers, lambda r: manage.unpause(engine, r))
 
 
 def cmd_rename(engine: Engine, a: argparse.Namespace) -> int:
