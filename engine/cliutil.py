@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 API_VERSION = "1.41"
 
@@ -35,17 +35,20 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kw)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        if message.startswith("argument cmd: invalid choice: ") or (
-            message.startswith("argument ") and ": invalid choice: " in message
-            and self._subparsers is not None and message.split()[1].rstrip(":") in
-            {a.dest for a in self._subparsers._group_actions}
-        ):  # fmt: skip
+        if self._unknown_command(message):
             word = message.partition("invalid choice: ")[2].split(" (")[0].strip("'")
             top = self.prog.split()[0]
             raise ArgError(f"'{word}' is not a {top} command. See '{self.prog} --help'.", 1)
         if message.startswith("the following arguments are required: "):
             raise ArgError(f"{self._arity()}. See '{self.prog} --help'.", 1)
         raise ArgError(f"{message}. See '{self.prog} --help'.")
+
+    def _unknown_command(self, message: str) -> bool:
+        """Whether argparse refused a (sub)command word, not a flag's value: its message
+        is "argument DEST: invalid choice: ..." with DEST a subcommand slot."""
+        dest, sep, _ = message.removeprefix("argument ").partition(": invalid choice: ")
+        slots = {a.dest for a in self._subparsers._group_actions} if self._subparsers else set()
+        return bool(sep) and message.startswith("argument ") and dest in slots
 
     def _arity(self) -> str:
         """Docker's sentence for a missing argument: '"pydock rm" requires at least 1
@@ -61,40 +64,46 @@ def eprint(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def each_container(refs: list[str], fn: Callable[[str], object], *,
-                   parallel: bool = False) -> int:  # fmt: skip
-    """Docker's multi-container commands: ``fn(ref)`` for every ref, each success
-    printed as the ref and each failure as Docker's error line, in the order given; 1 if
-    any failed. ``parallel``: all at once, as Docker's CLI runs stop, kill and restart
-    (three ``stop -t 2`` take 2 s, not 6); only for work that never forks, since a fork
-    from a threaded process copies locks other threads may hold."""
-    from ..drivers.base import DriverError
-    from .errors import EngineError
-
-    outcomes: list[BaseException | None] = [None] * len(refs)
+def outcomes(refs: list[str], fn: Callable[[str], object], *,
+             parallel: bool = False) -> Iterator[BaseException | None]:  # fmt: skip
+    """``fn(ref)`` for every ref: what each raised (None: it succeeded), in the order
+    given, each as soon as it and those before it are done. ``parallel``: all at once,
+    in threads; only for work that never forks, since a fork from a threaded process
+    copies locks other threads may hold."""
+    results: list[BaseException | None] = [None] * len(refs)
 
     def one(i: int) -> None:
         try:
             fn(refs[i])
-        except (EngineError, DriverError) as e:
-            outcomes[i] = e
-        except BaseException as e:  # noqa: BLE001 - raised again below, in the main thread
-            outcomes[i] = e
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, in its thread
+            results[i] = e
 
-    threads = []
-    if parallel and len(refs) > 1:
-        import threading
-
-        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(refs))]
-        for t in threads:
-            t.start()
-    failed = False
-    for i, ref in enumerate(refs):
-        if threads:
-            threads[i].join()
-        else:
+    if not (parallel and len(refs) > 1):
+        for i in range(len(refs)):
             one(i)
-        err = outcomes[i]
+            yield results[i]
+        return
+    import threading
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(refs))]
+    for t in threads:
+        t.start()
+    for i, t in enumerate(threads):
+        t.join()
+        yield results[i]
+
+
+def each_container(refs: list[str], fn: Callable[[str], object], *,
+                   parallel: bool = False) -> int:  # fmt: skip
+    """Docker's multi-container commands: each success printed as the ref, each failure
+    as Docker's error line, in the order given; 1 if any failed. Docker's CLI runs stop,
+    kill and restart on all containers at once (three ``stop -t 2`` take 2 s, not 6):
+    ``parallel`` (see :func:`outcomes`)."""
+    from ..drivers.base import DriverError
+    from .errors import EngineError
+
+    failed = False
+    for ref, err in zip(refs, outcomes(refs, fn, parallel=parallel), strict=True):
         if err is None:
             print(ref, flush=True)
         elif isinstance(err, (EngineError, DriverError)):

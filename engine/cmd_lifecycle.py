@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .cliutil import add_command, each_container, eprint
+from .cliutil import add_command, each_container, eprint, outcomes
 from .engine import Engine
 from .errors import EngineError
 
@@ -30,30 +30,15 @@ def cmd_restart(engine: Engine, a: argparse.Namespace) -> int:
 
     engine.reconcile()
 
-    # The stops all at once; the starts one by one, each forks a monitor (see
-    # each_container). Docker reports each container once, after its start.
-    stopped: dict[str, BaseException | None] = {}
-
+    # The stops all at once, then the starts one by one in order (each forks a monitor,
+    # see cliutil.outcomes); each container is reported once, after its start.
     def stop(ref: str) -> None:
-        try:
-            lifecycle.stop(engine, ref, a.time)
-            stopped[ref] = None
-        except EngineError as e:
-            stopped[ref] = e
+        lifecycle.stop(engine, ref, a.time)
 
-    if len(a.containers) > 1:
-        import threading
-
-        threads = [threading.Thread(target=stop, args=(r,), daemon=True) for r in a.containers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    stops = iter(list(outcomes(a.containers, stop, parallel=True)))  # no thread left at a fork
 
     def restart(ref: str) -> None:
-        if ref not in stopped:  # a single container: stopped here
-            stop(ref)
-        err = stopped[ref]
+        err = next(stops)
         if err is not None:
             raise err
         rec = engine.containers.load(engine.containers.resolve(ref))
