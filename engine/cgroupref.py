@@ -12,6 +12,7 @@ remove it (:func:`remove`), as Docker's daemon removes a dead container's cgroup
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -35,11 +36,17 @@ def of(rec: dict) -> Cgroup:
 
 def drain(cg: Cgroup, timeout: float = 5.0) -> None:
     """Kill what is left in ``cg`` and remove it, waiting up to ``timeout`` for members
-    that are still exiting (an init its parent's death just killed, by PDEATHSIG)."""
+    that are still exiting (an init its parent's death just killed, by PDEATHSIG).
+
+    A cgroup missing some of its hierarchies' directories is the remains of a removal
+    that was killed (or is under way elsewhere): rmdir succeeded only where it was empty,
+    and a live process sits in every hierarchy, so nothing in it lives: only the rest
+    of the directories is removed."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if cg.exists() and cg.procs():
+            whole = all(os.path.isdir(d) for d in set(cg.paths.values()))
+            if whole and cg.procs():
                 cg.kill(signal.SIGKILL)
             cg.destroy()
             return

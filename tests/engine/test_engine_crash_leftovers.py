@@ -272,3 +272,24 @@ def test_random_kills_leave_nothing_behind(overlay_pydock: Pydock, scratch: Path
     finally:
         p.cleanup()
         jail.cg.destroy()
+
+
+def test_a_half_removed_cgroup_is_removed(overlay_pydock: Pydock):
+    """A run killed while it removed its container's cgroup, one hierarchy at a time
+    (found by the random kills): the next command removes the rest."""
+    p = overlay_pydock
+    point = "pydock.engine.engine:Engine.mark_running"
+    assert killed_at(p.root, point, "-s", "overlay2", "run", "--rm", "--network", "none",
+                     "busybox", "true") == -9  # fmt: skip
+    cg = Cgroup(f"pydock-{_only_container(p.root)}")
+    try:
+        deadline = time.monotonic() + 10
+        while cg.procs() and time.monotonic() < deadline:  # its init, killed by PDEATHSIG
+            time.sleep(0.01)
+        # the removal got this far: the directory whose cgroup.procs is read went first
+        os.rmdir(cg.paths.get("unified") or sorted(set(cg.paths.values()))[0])
+        assert cg.exists()
+        assert _listed(p) == set()
+        assert not cg.exists()
+    finally:
+        cg.destroy()
