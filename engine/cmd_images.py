@@ -64,6 +64,9 @@ def _rmi_one(engine: Engine, ref: str, force: bool) -> None:
         if store.tags_of(image_id) or users:
             return  # still tagged, or kept (dangling) for the containers that use it
         removed = store.delete_image(image_id, engine.driver)
+        from .orphans import sweep_images
+
+        sweep_images(engine)  # what a killed load, pull or commit left
         print(f"Deleted: {image_id}")
         for chain in removed:
             print(f"Deleted: {chain}")
@@ -87,6 +90,9 @@ def cmd_load(engine: Engine, a: argparse.Namespace) -> int:
     try:
         driver = engine.driver()
         with engine.images.lock:
+            from .orphans import sweep_images
+
+            sweep_images(engine)  # what a killed load (or pull, commit) left
             lines = load(engine.images, driver, path, (lambda _m: None) if a.quiet else eprint)
     finally:
         if spool:

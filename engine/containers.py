@@ -9,6 +9,15 @@
                                      change it or the container (see ContainerStore.lock)
     names/<name> -> <id>             a symlink per name: creating it is the atomic test
                                      that a name is free, with no lock and no scan
+    containers/.new-<id>-<owner>/    a container being added by process <owner> (pid-start)
+    containers/.rm-<id>/             a container being removed
+
+A container appears and disappears by rename(2), so whatever a SIGKILL interrupts, a
+directory under its final name always holds its record: the new one is staged (record
+written, name claimed) under ``.new-`` and renamed into place; a removal renames it to
+``.rm-`` first, so nobody can find, lock or recreate files in it, then deletes it. What a
+killed process leaves under either prefix is found by :meth:`ContainerStore.strays` and
+deleted by :func:`pydock.engine.orphans.sweep_containers`.
 
 Records are replaced atomically but not fsync'ed (see fsutil): they describe processes that
 would not survive a host crash either.
@@ -16,12 +25,17 @@ would not survive a host crash either.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 from .errors import Conflict, InvalidInput, NotFound
-from .fsutil import FileLock, read_json, write_json
+from .fsutil import FileLock, read_json, write_json, write_new
+
+#: prefixes of the directories a container passes through (see the module docstring)
+STAGE_PREFIX = ".new-"
+REMOVED_PREFIX = ".rm-"
 
 _ADJECTIVES = (
     "agile",
@@ -193,13 +207,30 @@ class ContainerStore:
         return _ContainerLock(self.dir / cid / "lock")
 
     def all(self) -> list[dict]:
-        out = []
-        for cid in self.ids():
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[dict], list[str]]:
+        """Every record, and the strays beside them (one listdir): staged or half-removed
+        directories (``.new-``, ``.rm-``) and container directories without a record
+        (left by versions that removed in place). Strays are candidates for
+        orphans.sweep_containers, which decides under locks whether they are dead."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return [], []
+        out, strays = [], []
+        for n in names:
+            if len(n) != 64:
+                if n.startswith((STAGE_PREFIX, REMOVED_PREFIX)):
+                    strays.append(n)
+                continue
             try:
-                out.append(self.load(cid))
-            except (NotFound, ValueError):
-                continue  # being created or removed right now
-        return out
+                out.append(self.load(n))
+            except NotFound:
+                strays.append(n)
+            except ValueError:
+                continue  # unreadable: kept for a person to look at
+        return out, strays
 
     def resolve(self, ref: str) -> str:
         """Full id for a name, a full id or an unambiguous id prefix."""
@@ -246,32 +277,76 @@ class ContainerStore:
                 continue
         raise Conflict("could not generate a free container name", 125)
 
-    def create_dir(self, cid: str) -> Path:
-        d = self.dir / cid
+    def add(self, rec: dict, name: str | None) -> str:
+        """Add ``rec`` (its Name is set here) under ``name`` or a generated one; the name.
+
+        Staged: an empty ``.new-<id>-<owner>`` directory (owner: the record's, who may be
+        asked whether it still runs), then the name's link, then the record, then the
+        rename into place. Each crash point leaves a stage whose owner is dead.
+        """
+        cid = rec["Id"]
+        owner = rec["State"]["Owner"]
         # root's only, as Docker's: the record and the bundle hold the environment (-e
         # secrets), and whoever could write the bundle would choose what root runs
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        d.mkdir(mode=0o700)
-        return d
+        stage = self.dir / f"{STAGE_PREFIX}{cid}-{owner['Pid']}-{owner['Start']}"
+        stage.mkdir(mode=0o700)
+        cname = None
+        try:
+            cname = self.reserve_name(name, cid)
+            rec["Name"] = "/" + cname
+            # the stage is nobody else's yet: no temporary file and rename needed
+            write_new(stage / "container.json", json.dumps(rec, separators=(",", ":")).encode())
+            os.rename(stage, self.dir / cid)
+        except BaseException:
+            if cname is not None:
+                self.unlink_name(cname, cid)
+            delete_tree(stage)
+            raise
+        return cname
+
+    def unlink_name(self, name: str, cid: str) -> None:
+        """Drop ``names/<name>`` if it still points at ``cid`` (not a successor's)."""
+        try:
+            if os.readlink(self.names / name) == cid:
+                os.unlink(self.names / name)
+        except OSError:
+            pass
 
     def remove(self, rec: dict) -> None:
+        """Remove the record's directory and name: renamed away first (the container is
+        gone at once, for every reader and every lock), then deleted."""
+        cid = rec["Id"]
+        gone = self.dir / f"{REMOVED_PREFIX}{cid}"
+        try:
+            os.rename(self.dir / cid, gone)
+        except FileNotFoundError:
+            pass  # removed already, or never added
+        except OSError:  # a .rm- left by a removal that was killed: finish that first
+            delete_tree(gone)
+            try:
+                os.rename(self.dir / cid, gone)
+            except FileNotFoundError:
+                pass
         name = rec.get("Name", "").lstrip("/")
         if name:
-            try:
-                if os.readlink(self.names / name) == rec["Id"]:
-                    os.unlink(self.names / name)
-            except OSError:
-                pass
-        d = self.dir / rec["Id"]
-        # The usual container dir is a handful of files: remove them without importing
-        # shutil on the --rm path; anything else falls back to rmtree.
-        try:
-            for entry in os.scandir(d):
-                os.unlink(entry.path)
-            os.rmdir(d)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            import shutil
+            self.unlink_name(name, cid)
+        delete_tree(gone)
 
-            shutil.rmtree(d, ignore_errors=True)
+
+def delete_tree(d: Path) -> None:
+    """Delete a container directory, tolerating a concurrent sweep deleting it too. The
+    usual one is a handful of files: no shutil import on the --rm path."""
+    try:
+        for entry in os.scandir(d):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)

@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..cgroupfs import own_paths
 from ..drivers import registry
 from ..drivers.base import Driver, DriverError, DriverOptions
 from . import containers as cstore
@@ -188,18 +189,11 @@ class Engine:
                 from .volumes import attach_for
 
                 vlock = attach_for(self.root, opts, image_config)
-            cname = self.containers.reserve_name(name, cid)
-            try:
-                self.containers.create_dir(cid)
-                rec = self._record(
-                    cid, cname, image_ref, image_id, image_config, opts, driver.name, auto_remove
-                )
-                for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
-                    rec[key].update(more)
-                self.containers.save(rec)
-            except BaseException:
-                self.containers.remove({"Id": cid, "Name": "/" + cname})
-                raise
+            rec = self._record(cid, image_ref, image_id, image_config, opts, driver.name,
+                               auto_remove)  # fmt: skip
+            for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
+                rec[key].update(more)
+            self.containers.add(rec, name)  # staged, then renamed into place whole
         finally:
             self.images.lock.release()
             if vlock is not None:
@@ -256,7 +250,6 @@ class Engine:
     def _record(
         self,
         cid: str,
-        name: str,
         image_ref: str,
         image_id: str,
         image_config: dict,
@@ -268,7 +261,7 @@ class Engine:
         return {
             "Id": cid,
             "Created": now(),
-            "Name": "/" + name,
+            "Name": "",  # ContainerStore.add claims it
             "Image": image_id,
             "Path": "",
             "Args": [],
@@ -310,10 +303,20 @@ class Engine:
                 "Owner": me(),
             },
             "LogPath": str(self.containers.path(cid) / f"{cid}-json.log"),
+            # where the container's cgroup will be made, before anything makes it (the
+            # process that runs it sits here; engine/cgroupref.py)
+            "MonitorCgroup": own_paths(),
         }
 
-    def _discard(self, rec: dict) -> None:
-        """Undo a container completely (layer, record, name); used by rm and by failures."""
+    def _discard(self, rec: dict, cgroup: bool = True) -> None:
+        """Undo a container completely (cgroup, layer, network, record, name); used by rm,
+        recovery and failures. Every step is a no-op when already done, so an undo that
+        was interrupted can be done again. ``cgroup=False``: the caller removed it."""
+        if cgroup and not alive(rec["State"].get("Owner")):
+            # (a live owner is starting it: its own failure path drains the cgroup)
+            from . import cgroupref
+
+            cgroupref.remove(rec)
         driver = self.driver(rec["Driver"])
         if driver.exists(rec["Id"]):
             self.release(rec)
@@ -404,26 +407,26 @@ class Engine:
         new = new.lstrip("/")
         if new == old:
             raise InvalidInput("Renaming a container with the same name as its current name")
-        self.containers.reserve_name(new, cid)
-        try:
-            with self.containers.lock(cid):  # a monitor's save in between would be lost
+        # Under the container's lock: a monitor's save in between would be lost, and the
+        # name sweep (orphans.sweep_names) sees two names of one container only here.
+        with self.containers.lock(cid):
+            self.containers.reserve_name(new, cid)
+            try:
                 rec = self.containers.load(cid)
                 rec["Name"] = "/" + new
                 self.containers.save(rec)
-        except BaseException:
-            os.unlink(self.containers.names / new)
-            raise
-        try:
-            if os.readlink(self.containers.names / old) == cid:
-                os.unlink(self.containers.names / old)
-        except OSError:
-            pass
+            except BaseException:
+                os.unlink(self.containers.names / new)
+                raise
+            self.containers.unlink_name(old, cid)
         return rec
 
     def release(self, rec: dict) -> None:
         """Unmount the container's root. Only its owner process mounts it, so every
         reference left is that owner's."""
         driver = self.driver(rec["Driver"])
+        if not driver.exists(rec["Id"]):
+            return  # never made, or removed by an undo that was interrupted after it
         while driver.mounted(rec["Id"]):
             driver.put(rec["Id"])
 
@@ -433,7 +436,7 @@ class Engine:
         self.release(rec)
         self.release_network(rec)
         if rec["HostConfig"].get("AutoRemove"):
-            self._discard(rec)
+            self._discard(rec, cgroup=False)  # every caller has removed it already
         else:
             self.mark_exited(rec, code, error)
 
@@ -453,9 +456,20 @@ class Engine:
 
         A record whose owner process is gone is finished as Docker finishes containers
         lost with their engine: cgroup emptied and removed, root released, Exited (255),
-        or removed when it was ``--rm``. A record that was still being created is undone.
+        or removed when it was ``--rm`` (as Docker's restore removes AutoRemove ones). A
+        record that was still being created is undone. Stray directories of adds and
+        removals that were killed go too (orphans.py): found by the same listdir, they
+        cost nothing when there are none.
         """
-        for rec in self.containers.all():
+        recs, strays = self.containers.scan()
+        if strays:
+            from .orphans import sweep_containers
+
+            sweep_containers(self, strays)
+        from .orphans import sweep_starters
+
+        sweep_starters(self.root)
+        for rec in recs:
             st = rec["State"]
             owner = st.get("Owner")
             if not owner or alive(owner):
@@ -472,21 +486,17 @@ class Engine:
                 print(f"pydock: cleaning up container {rec['Id'][:12]}: {e}", file=sys.stderr)
 
     def _reconcile_one(self, rec: dict) -> None:
-        st = rec["State"]
-        if rec.get("Creating"):
-            self._discard(rec)  # its creation was interrupted
-        elif st["Status"] in ("running", "restarting"):
-            from ..cgroupfs import Cgroup
-            from .runtime import Running, stop_cgroup
+        from . import cgroupref
 
-            # where its monitor made it (the caller may sit in another cgroup)
-            own = rec.get("MonitorCgroup") or None
-            cg = Cgroup(self.bundle(rec)["linux"]["cgroupsPath"], own=own)
-            if cg.exists():
-                stop_cgroup(Running(0, cg))
+        st = rec["State"]
+        if rec.get("Creating") or rec["HostConfig"].get("AutoRemove"):
+            self._discard(rec)  # its creation was interrupted, or it was --rm
+        elif st["Status"] in ("running", "restarting"):
+            cgroupref.remove(rec)  # where its monitor made it (not where we sit)
             st["Restarting"] = False
             self.finish(rec, LOST_EXIT_CODE, "pydock exited while the container ran")
-        else:  # a start that died before its container ran
+        else:  # a start that died before its container ran (its cgroup may be made)
+            cgroupref.remove(rec)
             self.release(rec)
             self.release_network(rec)
             st["Owner"] = None

@@ -42,6 +42,18 @@ def write_atomic(
         fsync_dir(os.path.dirname(path) or ".")
 
 
+def write_new(path: str | Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file that must not exist yet, in a directory nobody else reads yet (a
+    stage that is renamed into place whole): no temporary sibling needed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

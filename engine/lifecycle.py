@@ -14,6 +14,7 @@ import os
 import signal
 import time
 
+from ..cgroupfs import own_paths
 from . import shim
 from .containers import alive
 from .engine import Engine
@@ -79,7 +80,8 @@ def start(engine: Engine, rec: dict, *, attach: bool = False) -> int | None:
         cdir = str(engine.containers.path(rec["Id"]))
         shim.read_stop_request(cdir)  # a stale request must not stop the new run
         rec["HasBeenManuallyStopped"] = False
-        engine.containers.save(rec)
+        rec["MonitorCgroup"] = own_paths()  # the monitor, forked from us, sits here
+        engine.containers.save(rec)  # before the cgroup exists (engine/cgroupref.py)
         return shim.launch(engine, rec, mounted=False, attach=attach)
 
 
@@ -189,8 +191,11 @@ def boot(engine: Engine) -> list[str]:
     containers whose monitors are gone, then start those their restart policy brings back
     -- ``always`` even after ``stop``, ``unless-stopped`` unless it was stopped by the user,
     ``on-failure`` if its last exit was non-zero (a stopped or lost one's is) within its
-    retry count. Returns the names started."""
-    engine.reconcile()
+    retry count. Returns the names started. First the full sweep of what killed pydock
+    processes left (orphans.sweep_all), which reconciles the records too."""
+    from .orphans import sweep_all
+
+    sweep_all(engine)
     started = []
     for rec in engine.containers.all():
         with engine.containers.lock(rec["Id"]):
@@ -214,6 +219,7 @@ def _boot_one(engine: Engine, rec: dict) -> bool:
         rec["HasBeenManuallyStopped"] = False
     cdir = str(engine.containers.path(rec["Id"]))
     shim.read_stop_request(cdir)
+    rec["MonitorCgroup"] = own_paths()  # as in start()
     engine.containers.save(rec)
     shim.launch(engine, rec, mounted=False)
     return True

@@ -305,9 +305,8 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if opts.network != "host":
         namespaces.append({"type": "network"})
-    # One flat cgroup per container, "pydock-<id>", beside the caller's other children: no
-    # shared parent directory that concurrent starts and removals would race to create
-    # and delete. A --cgroup-parent is the user's and is taken as given.
+    # One flat cgroup per container, "pydock-<id>" (the name the record's cleanup derives,
+    # engine/cgroupref.py). A --cgroup-parent is the user's and is taken as given.
     leaf = f"pydock-{container_id}"
     cgroups_path = f"{opts.cgroup_parent.rstrip('/')}/{leaf}" if opts.cgroup_parent else leaf
     from .security import capabilities

@@ -112,8 +112,10 @@ def _live_workers(d: str, exclude: str = "") -> int:
                 os.path.join(d, key + ".teardown")
             ):
                 continue  # kept, with its cgroup record, for the next sweep
-            if key + ".cgroup" in names:
-                _remove_orphan_cgroup(os.path.join(d, key + ".cgroup"))
+            if key + ".cgroup" in names and not _remove_orphan_cgroup(
+                os.path.join(d, key + ".cgroup")
+            ):
+                continue  # still busy: kept for the next sweep, which tries again
             for name in names:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(d, name))
@@ -185,15 +187,25 @@ def stop(root: str, timeout: float = 5.0) -> int:
     return len(keys)
 
 
-def _remove_orphan_cgroup(record: str) -> None:
-    """The cgroup a worker that died without cleaning up (SIGKILL) had prepared; its init
-    died with it (pdeathsig), so the cgroup is empty."""
+def _remove_orphan_cgroup(record: str) -> bool:
+    """Remove the cgroup a worker that died without cleaning up (SIGKILL) had prepared;
+    False if it is still there. Its init dies with the worker (pdeathsig) but may still
+    be exiting when the sweep comes, and whatever else is in it is killed, as after any
+    run: a record dropped on EBUSY would leave the cgroup for good."""
+    from .cgroupref import drain
+
     try:
         with open(record) as f:
             cg_path, own = f.read().split("\n", 1)
-        Cgroup(cg_path, own=_parse_own(own)).destroy()
-    except (OSError, ValueError, CgroupError):
-        pass
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return True  # unreadable (a worker killed while writing it): nothing to go by
+    try:
+        drain(Cgroup(cg_path, own=_parse_own(own)))
+    except (OSError, CgroupError):
+        return False
+    return True
 
 
 def _parse_own(text: str) -> dict[str, str]:
@@ -776,19 +788,12 @@ def _finish_teardown(journal: str) -> bool:
         rec = doc["rec"]
         engine = Engine(doc["root"])
         if doc.get("cgroup"):  # first, as after any run: what is left in it is killed
-            from .runtime import Running, stop_cgroup
+            from .cgroupref import drain
 
-            cg = Cgroup(doc["cgroup"], own=doc.get("own"))
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    stop_cgroup(Running(0, cg))
-                    break
-                except CgroupError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.01)  # what it killed is still exiting
-        engine.finish(rec, 0)  # unmount, remove its layer, network and record (--rm)
+            drain(Cgroup(doc["cgroup"], own=doc.get("own")))
+        # unmount, remove its layer, network and record (--rm); each step a no-op when
+        # done already (the layer may be gone: a sweep, or a teardown killed after it)
+        engine.finish(rec, 0)
     except FileNotFoundError:
         return True
     except Exception as e:  # noqa: BLE001 - a sweep reports, it does not fail its command

@@ -25,6 +25,7 @@ and reported on stderr by the next ``get``/``put``/``remove`` instead of hanging
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -112,6 +113,7 @@ class FuseUnionDriver(Overlay2Driver):
         self._held: Counter[str] = Counter()
         self._procs: dict[int, object] = {}  # servers this process started (to reap)
         cleanup_temp_dirs(self.home)
+        self._sweep_runtime()
 
     @classmethod
     def probe(cls, home: str | Path) -> None:
@@ -236,6 +238,20 @@ class FuseUnionDriver(Overlay2Driver):
         if s is not None:
             self._wait_exit(*s)
         self._pidfile(id).unlink(missing_ok=True)
+        (self.runtime / f"{id}.log").unlink(missing_ok=True)  # the layer's server's log
+
+    def _sweep_runtime(self) -> None:
+        """Remove the server logs and pid files of layers that no longer exist: left by
+        a ``remove`` that was killed, or by versions that kept logs for good."""
+        try:
+            names = os.listdir(self.runtime)
+        except FileNotFoundError:
+            return
+        for name in names:
+            id = name.partition(".")[0]
+            if not (self.home / id / "diff").is_dir():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.runtime / name)
 
     def _detach_dead(self, id: str, merged: str) -> None:
         s = self._server(id)
