@@ -102,7 +102,11 @@ def main(argv: list[str] | None = None, parser: Parser | None = None) -> int:
         parser.print_help()
         return 0
     if a.cmd == "version":
-        return HANDLERS["version"](None, a)
+        try:
+            return HANDLERS["version"](None, a)
+        except EngineError as e:  # a --format template that fails
+            eprint(f"pydock: {e}")
+            return e.exit_code
     code_for_engine_errors = 125 if a.cmd in ("run", "create") else 1
     if os.geteuid() != 0:
         eprint(f"pydock: must run as root (it manages mounts, namespaces and cgroups); "

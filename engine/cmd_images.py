@@ -16,7 +16,7 @@ def cmd_images(engine: Engine, a: argparse.Namespace) -> int:
     items = apply_filters(engine.images, rows(engine.images), a.filter or [], a.repository)
     out = render(items, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, digests=a.digests)
     if out:
-        print(out)
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
 
 

@@ -16,7 +16,7 @@ from .errors import EngineError, InvalidInput
 
 
 def cmd_ps(engine: Engine, a: argparse.Namespace) -> int:
-    from . import gotemplate, pslist
+    from . import pslist
 
     filters = pslist.parse_filters(a.filter)
     engine.reconcile()
@@ -25,14 +25,9 @@ def cmd_ps(engine: Engine, a: argparse.Namespace) -> int:
         recs = recs[: a.last] if a.last else recs
     if a.latest:
         recs = recs[:1]
-    try:
-        out = pslist.render(
-            engine, recs, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, size=a.size
-        )
-    except gotemplate.TemplateError as e:
-        raise InvalidInput(f"template: {e}") from None
+    out = pslist.render(engine, recs, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, size=a.size)
     if out:
-        print(out)
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
 
 
@@ -204,6 +199,12 @@ _STATS_DEFAULT = (
 )
 
 
+def _stats_row(values: dict[str, str]):
+    from .gotemplate import Struct
+
+    return Struct("*container.statsContext", values, json_value=values)
+
+
 def cmd_stats(engine: Engine, a: argparse.Namespace) -> int:
     import time
 
@@ -224,13 +225,11 @@ def cmd_stats(engine: Engine, a: argparse.Namespace) -> int:
             if ref is not None:
                 row["Container"] = ref  # Docker shows what the user typed
             rows.append(row)
-        try:
-            out = gotemplate.render_all(fmt, rows, _STATS_HEADERS)
-        except gotemplate.TemplateError as e:
-            raise InvalidInput(f"template: {e}") from None
+        out = gotemplate.format_list(fmt, [_stats_row(r) for r in rows], _STATS_HEADERS)
         if not a.no_stream:
             sys.stdout.write("\033[2J\033[H")  # Docker's redraw: clear, home
-        print(out, flush=True)
+        sys.stdout.write(out)
+        sys.stdout.flush()
         if a.no_stream:
             return 0
         recs = [engine.containers.load(r["Id"]) for r in recs]

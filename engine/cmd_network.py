@@ -18,18 +18,12 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
         net = manager.create_network(engine.root, a.name, a.subnet, a.gateway, a.opt_bridge, a.mtu)
         print(net["Id"])
     elif a.net_cmd in ("ls", "list"):
-        from .format import table
-
         nets = manager.list_networks(engine.root)
         if a.quiet:
             for n in nets:
                 print(n["Id"][:12] if not a.no_trunc else n["Id"])
         else:
-            rows = [
-                [n["Id"] if a.no_trunc else n["Id"][:12], n["Name"], n["Driver"], n["Scope"]]
-                for n in nets
-            ]
-            print(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows))
+            sys.stdout.write(_ls_format(a.format, nets, a.no_trunc))
     elif a.net_cmd == "inspect":
         out, failed = [], False
         for ref in a.networks:
@@ -38,7 +32,13 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
             except EngineError as e:
                 eprint(f"Error response from daemon: {e}")
                 failed = True
-        print(json.dumps(out, indent=4))
+        if a.format:
+            from . import apitypes
+            from .cmd_system import print_inspect
+
+            failed = print_inspect(a.format, out, lambda _o: apitypes.NETWORK) or failed
+        else:
+            print(json.dumps(out, indent=4))
         return 1 if failed else 0
     elif a.net_cmd in ("rm", "remove"):
         failed = False
@@ -70,6 +70,33 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
     else:
         raise EngineError("usage: pydock network create|ls|inspect|rm|prune|connect|disconnect")
     return 0
+
+
+#: Docker's network formatter (cli/command/network/formatter.go)
+_LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+               "IPv6": "IPV6", "IPv4": "IPV4", "Internal": "INTERNAL", "Labels": "LABELS",
+               "CreatedAt": "CREATED AT"}  # fmt: skip
+_LS_DEFAULT = r"table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+
+
+def _ls_format(fmt: str | None, nets: list[dict], no_trunc: bool) -> str:
+    from .gotemplate import Func, Struct, format_list
+
+    rows = []
+    for n in nets:
+        labels = n.get("Labels") or {}
+        doc = {"ID": n["Id"] if no_trunc else n["Id"][:12], "Name": n["Name"],
+               "Driver": n["Driver"], "Scope": n["Scope"],
+               "IPv6": str(bool(n.get("EnableIPv6"))).lower(),
+               "IPv4": str(n.get("EnableIPv4", True)).lower(),
+               "Internal": str(bool(n.get("Internal"))).lower(),
+               "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+               "CreatedAt": n.get("Created", "")}  # fmt: skip
+        label = Func(lambda key, labels=labels: labels.get(key, ""), ("string",))
+        rows.append(Struct("*network.networkContext", doc, methods={"Label": label},
+                           json_value=dict(sorted(doc.items()))))  # fmt: skip
+    fmt = _LS_DEFAULT if not fmt or fmt == "table" else fmt
+    return format_list(fmt, rows, _LS_HEADERS)
 
 
 def cmd_port(engine: Engine, a: argparse.Namespace) -> int:
@@ -109,7 +136,9 @@ def setup(sub) -> None:
         ls = nsub.add_parser(word)
         ls.add_argument("-q", "--quiet", action="store_true")
         ls.add_argument("--no-trunc", action="store_true")
+        ls.add_argument("--format")
     i = nsub.add_parser("inspect")
+    i.add_argument("-f", "--format")
     i.add_argument("networks", nargs="+")
     for word in ("rm", "remove"):
         r = nsub.add_parser(word)

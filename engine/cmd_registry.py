@@ -140,7 +140,9 @@ def cmd_tag(engine: Engine, a: argparse.Namespace) -> int:
 def cmd_history(engine: Engine, a: argparse.Namespace) -> int:
     from .history import history
 
-    print(history(engine.images, a.image, quiet=a.quiet, no_trunc=a.no_trunc, human=a.human))
+    out = history(engine.images, a.image, quiet=a.quiet, no_trunc=a.no_trunc, human=a.human,
+                  fmt=a.format)  # fmt: skip
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     return 0
 
 
@@ -220,6 +222,7 @@ def _history_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("-H", "--human", default=True, type=lambda s: s.lower() != "false")
+    p.add_argument("--format")
     p.add_argument("image")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from .. import __version__
 from .cliutil import API_VERSION, add_command, eprint
@@ -24,17 +25,32 @@ def cmd_inspect(engine: Engine, a: argparse.Namespace) -> int:
             eprint(f"Error: No such object: {ref}" if isinstance(e, NotFound) else f"Error: {e}")
             failed = True
     if a.format:
-        from . import gotemplate
-
-        for obj in out:
-            try:
-                print(gotemplate.render(gotemplate.prepare(a.format), obj))
-            except gotemplate.TemplateError as e:
-                eprint(f"template parsing error: {e}")
-                return 1
+        failed = print_inspect(a.format, out, _kind_of) or failed
     else:
         print(json.dumps(out, indent=4))
     return 1 if failed else 0
+
+
+def _kind_of(obj: dict):
+    from . import apitypes
+
+    return apitypes.CONTAINER if "State" in obj else apitypes.IMAGE
+
+
+def print_inspect(fmt: str, objects: list, spec) -> bool:  # noqa: ANN001
+    """``--format`` of every inspect command: Docker's inspector (gotemplate.inspect) over
+    the typed view (apitypes) and the raw record; ``spec(obj)`` is an object's API type.
+    Prints the output, then each failure as one line; True when one failed."""
+    from . import apitypes, gotemplate
+
+    text, errors = gotemplate.inspect(
+        fmt, [(apitypes.typed(obj, spec(obj)), obj) for obj in objects]
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    for e in errors:
+        eprint(f"pydock: {e}")
+    return bool(errors)
 
 
 def _inspect_one(engine: Engine, ref: str, kind: str | None, size: bool = False) -> dict:
@@ -97,6 +113,17 @@ def _container(engine: Engine, rec: dict, size: bool) -> dict:
 def cmd_version(engine: Engine | None, a: argparse.Namespace) -> int:
     import platform
 
+    if a.format:
+        from . import gotemplate
+
+        # docker version: template "version" over a versionInfo, through
+        # tabwriter.NewWriter(out, 20, 1, 1, ' ', 0)
+        sys.stdout.write(
+            gotemplate.format_one(
+                a.format, _version_info(), name="version", minwidth=20, padding=1
+            )  # fmt: skip
+        )
+        return 0
     print("Client:")
     print(f" Version:           {__version__}")
     print(f" API version:       {API_VERSION}")
@@ -109,6 +136,37 @@ def cmd_version(engine: Engine | None, a: argparse.Namespace) -> int:
     print(f"  API version:      {API_VERSION}")
     print(f"  Kernel Version:   {os.uname().release}")
     return 0
+
+
+def _version_info():
+    """docker version's template data: ``.Client`` and ``.Server`` as Docker names them."""
+    import platform
+
+    from .gotemplate import Struct
+
+    client = {
+        "Platform": Struct("struct { Name string }", {"Name": "pydock"}),
+        "Version": __version__, "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION,
+        "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+        "Arch": _arch(), "BuildTime": "", "Context": "default", "Experimental": True,
+    }  # fmt: skip
+    engine = {"Name": "Engine", "Version": __version__,
+              "Details": {"ApiVersion": API_VERSION, "KernelVersion": os.uname().release,
+                          "Os": "linux", "Arch": _arch()}}  # fmt: skip
+    server = {
+        "Platform": Struct("struct { Name string }", {"Name": "pydock (daemonless)"}),
+        "Components": [Struct("types.ComponentVersion", engine)],
+        "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": API_VERSION,
+        "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+        "Arch": _arch(), "KernelVersion": os.uname().release, "Experimental": False,
+        "BuildTime": "",
+    }  # fmt: skip
+    return Struct(
+        "system.versionInfo",
+        {"Client": Struct("system.clientVersion", client),
+         "Server": Struct("*system.serverVersion", server)},
+        json_value={"Client": client, "Server": server},
+    )  # fmt: skip
 
 
 def _arch() -> str:
@@ -125,6 +183,12 @@ def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
     running = sum(r["State"]["Status"] == "running" for r in recs)
     name = engine.driver_name()
     drv = engine.driver(name)
+    if a.format:
+        from . import gotemplate
+
+        info = _info(engine, recs, running, name, drv)
+        sys.stdout.write(gotemplate.format_one(a.format, info))
+        return 0
     print(f"Containers: {len(recs)}")
     print(f" Running: {running}")
     print(" Paused: 0")
@@ -157,6 +221,36 @@ def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
     return 0
 
 
+def _info(engine: Engine, recs: list[dict], running: int, name: str, drv):  # noqa: ANN001
+    """docker info's template data (system.Info's fields that pydock has)."""
+    from .. import cgroupfs
+    from .gotemplate import Struct
+
+    paused = sum(bool(r["State"].get("Paused")) for r in recs)
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    cgroup = dict(cgroupfs.describe())
+    info = {
+        "ID": "", "Containers": len(recs), "ContainersRunning": running - paused,
+        "ContainersPaused": paused, "ContainersStopped": len(recs) - running,
+        "Images": len(engine.images.image_ids()), "Driver": name,
+        "DriverStatus": [[str(k), str(v)] for k, v in drv.status()],
+        "KernelVersion": os.uname().release, "OperatingSystem": "linux", "OSType": "linux",
+        "Architecture": os.uname().machine, "NCPU": os.cpu_count() or 0, "MemTotal": mem,
+        "DockerRootDir": str(engine.root), "Name": os.uname().nodename,
+        "ServerVersion": __version__, "CgroupDriver": "cgroupfs",
+        "CgroupVersion": str(cgroup.get("Cgroup Version", "")),
+        "Labels": [], "Warnings": [],
+    }  # fmt: skip
+    client = {"Debug": False, "Context": "default", "Plugins": [], "Warnings": []}
+    data = {**info, "ClientInfo": Struct("*system.clientInfo", client)}
+    return Struct("system.dockerInfo", data, json_value={**info, "ClientInfo": client})
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -167,5 +261,5 @@ def setup(sub) -> None:
     ins.add_argument("--type", choices=["container", "image"])
     ins.add_argument("-s", "--size", action="store_true")
     ins.add_argument("objects", nargs="+")
-    add_command(sub, "version", cmd_version)
-    add_command(sub, "info", cmd_info)
+    add_command(sub, "version", cmd_version).add_argument("-f", "--format")
+    add_command(sub, "info", cmd_info).add_argument("-f", "--format")

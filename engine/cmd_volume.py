@@ -66,8 +66,6 @@ def cmd_volume(engine: Engine, a: argparse.Namespace) -> int:
         print(name)
         return 0
     if a.vol_cmd in ("ls", "list"):
-        from .format import table
-
         filters = _filters(a.filter)
         used = users_of(engine.containers.all())
         infos = [store.inspect(n) for n in store.names()]
@@ -76,7 +74,7 @@ def cmd_volume(engine: Engine, a: argparse.Namespace) -> int:
             for i in infos:
                 print(i["Name"])
         else:
-            print(table(["DRIVER", "VOLUME NAME"], [[i["Driver"], i["Name"]] for i in infos]))
+            sys.stdout.write(_ls_format(a.format, infos))
         return 0
     if a.vol_cmd == "inspect":
         out, failed = [], False
@@ -87,10 +85,10 @@ def cmd_volume(engine: Engine, a: argparse.Namespace) -> int:
                 eprint(f"Error response from daemon: {e}")
                 failed = True
         if a.format:
-            from . import gotemplate
+            from . import apitypes
+            from .cmd_system import print_inspect
 
-            for obj in out:
-                print(gotemplate.render(gotemplate.prepare(a.format), obj))
+            failed = print_inspect(a.format, out, lambda _o: apitypes.VOLUME) or failed
         else:
             print(json.dumps(out, indent=4))
         return 1 if failed else 0
@@ -110,6 +108,30 @@ def cmd_volume(engine: Engine, a: argparse.Namespace) -> int:
     if a.vol_cmd == "prune":
         return _prune(engine, store, a)
     raise EngineError("usage: pydock volume create|ls|inspect|rm|prune")
+
+
+#: Docker's volume formatter (cli/command/formatter/volume.go): headers and default table
+_LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+               "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
+               "Group": "GROUP", "Availability": "AVAILABILITY", "Status": "STATUS"}  # fmt: skip
+_LS_DEFAULT = r"table {{.Driver}}\t{{.Name}}"
+
+
+def _ls_format(fmt: str | None, infos: list[dict]) -> str:
+    from .gotemplate import Func, Struct, format_list
+
+    rows = []
+    for i in infos:
+        labels = i.get("Labels") or {}
+        doc = {"Name": i["Name"], "Driver": i["Driver"], "Scope": i.get("Scope", "local"),
+               "Mountpoint": i.get("Mountpoint", ""), "Size": "N/A", "Links": "N/A",
+               "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+               "Group": "", "Availability": "N/A", "Status": "N/A"}  # fmt: skip
+        label = Func(lambda key, labels=labels: labels.get(key, ""), ("string",))
+        rows.append(Struct("*formatter.volumeContext", doc, methods={"Label": label},
+                           json_value=dict(sorted(doc.items()))))  # fmt: skip
+    fmt = _LS_DEFAULT if not fmt or fmt == "table" else fmt
+    return format_list(fmt, rows, _LS_HEADERS)
 
 
 def _prune(engine: Engine, store: VolumeStore, a: argparse.Namespace) -> int:
@@ -161,6 +183,7 @@ def setup(sub) -> None:
         ls = vs.add_parser(word)
         ls.add_argument("-q", "--quiet", action="store_true")
         ls.add_argument("-f", "--filter", action="append", default=[])
+        ls.add_argument("--format")
     i = vs.add_parser("inspect")
     i.add_argument("-f", "--format")
     i.add_argument("volumes", nargs="+")

@@ -10,8 +10,16 @@ from .containers import parse_time
 from .format import ellipsis, human_size, since, table
 from .images import ImageStore, chain_ids
 
+#: Docker's history formatter (cli/command/formatter/history.go)
+HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+           "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}  # fmt: skip
+DEFAULT_FORMAT = r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
-def history(store: ImageStore, ref: str, *, quiet: bool, no_trunc: bool, human: bool) -> str:
+
+def history(
+    store: ImageStore, ref: str, *, quiet: bool, no_trunc: bool, human: bool,
+    fmt: str | None = None,
+) -> str:  # fmt: skip
     image_id = store.resolve(ref)
     config = store.config(image_id)
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
@@ -34,6 +42,9 @@ def history(store: ImageStore, ref: str, *, quiet: bool, no_trunc: bool, human: 
     shown_id = image_id if no_trunc else image_id[7:19]
     if quiet:
         return "\n".join([shown_id] + ["<missing>"] * (len(rows) - 1))
+    if fmt:
+        fmt = DEFAULT_FORMAT if fmt == "table" else fmt
+        return _formatted(fmt, rows, shown_id, no_trunc=no_trunc, human=human)
     out = []
     for i, (h, size) in enumerate(rows):
         created = h.get("created", "")
@@ -49,3 +60,25 @@ def history(store: ImageStore, ref: str, *, quiet: bool, no_trunc: bool, human: 
             h.get("comment", ""),
         ])  # fmt: skip
     return table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], out)
+
+
+def _formatted(fmt: str, rows: list, shown_id: str, *, no_trunc: bool, human: bool) -> str:
+    """``history --format``: each step a ``*formatter.historyContext`` (string fields)."""
+    from .gotemplate import Struct, format_list
+
+    items = []
+    for i, (h, size) in enumerate(rows):
+        created = h.get("created", "")
+        when = parse_time(created) if created else None
+        by = h.get("created_by", "")
+        doc = {
+            "ID": shown_id if i == 0 else "<missing>",
+            "CreatedSince": f"{since(when)} ago" if human and when else created,
+            "CreatedAt": when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else "",
+            "CreatedBy": by if no_trunc else ellipsis(by, 45),
+            "Size": human_size(size) if human else str(size),
+            "Comment": h.get("comment", ""),
+        }
+        items.append(Struct("*formatter.historyContext", doc,
+                            json_value=dict(sorted(doc.items()))))  # fmt: skip
+    return format_list(fmt, items, HEADERS)

@@ -5,25 +5,25 @@ Filters (``--filter``, repeatable, AND across keys, OR within one key as Docker)
 ``label=KEY`` / ``label=KEY=VALUE``, ``reference=PATTERN`` (shell-style match on
 ``repo`` or ``repo:tag``). ``--format`` takes Docker's Go-template subset: ``{{.ID}}``,
 ``{{.Repository}}``, ``{{.Tag}}``, ``{{.Digest}}``, ``{{.Size}}``, ``{{.CreatedSince}}``,
-``{{.CreatedAt}}``, ``{{json .}}``, and a ``table`` prefix for aligned columns with headers.
+``{{.CreatedAt}}``, ``{{json .}}``, and a ``table`` prefix for aligned columns with headers
+(any Go template: engine/gotemplate).
 """
 
 from __future__ import annotations
 
 import datetime
 import fnmatch
-import json
-import re
 from dataclasses import dataclass
 
 from .containers import parse_time
 from .errors import InvalidInput
-from .format import human_size, since, table
+from .format import human_size, since
 from .images import ImageStore
 
 HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
-           "Size": "SIZE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}  # fmt: skip
-_FIELD_RE = re.compile(r"\{\{\s*(?:\.(\w+)|json\s+\.)\s*\}\}")
+           "Size": "SIZE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+           "Containers": "CONTAINERS", "VirtualSize": "VIRTUAL SIZE",
+           "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"}  # fmt: skip
 
 
 @dataclass
@@ -118,36 +118,22 @@ def render(items: list[Row], *, fmt: str | None, quiet: bool, no_trunc: bool,
             if shown not in seen:
                 seen.append(shown)
         return "\n".join(seen)
-    if fmt:
-        return _template(items, fmt, no_trunc)
-    cols = ["Repository", "Tag"] + (["Digest"] if digests else []) + ["ID", "CreatedSince", "Size"]
-    body = [[r.fields(no_trunc)[c] for c in cols] for r in items]
-    return table([HEADERS[c] for c in cols], body)
+    if not fmt or fmt == "table":
+        # Docker's default (formatter.NewImageFormat)
+        fmt = r"table {{.Repository}}\t{{.Tag}}" + (r"\t{{.Digest}}" if digests else "")
+        fmt += r"\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    return _template(items, fmt, no_trunc)
 
 
 def _template(items: list[Row], fmt: str, no_trunc: bool) -> str:
-    is_table = fmt.startswith("table")
-    fmt = fmt[5:].lstrip() if is_table else fmt
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    for m in _FIELD_RE.finditer(fmt):
-        if m.group(1) and m.group(1) not in HEADERS:
-            raise InvalidInput(f"template: can't evaluate field {m.group(1)}")
+    """Docker's image formatter: each row a ``*formatter.imageContext`` (string fields)."""
+    from . import gotemplate
 
-    def one(r: Row) -> str:
+    rows = []
+    for r in items:
         f = r.fields(no_trunc)
-
-        def sub(m: re.Match) -> str:
-            if m.group(1):
-                return f[m.group(1)]
-            doc = {**f, "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
-                   "VirtualSize": f["Size"]}  # fmt: skip
-            return json.dumps(dict(sorted(doc.items())), separators=(",", ":"))
-
-        return _FIELD_RE.sub(sub, fmt)
-
-    lines = [one(r) for r in items]
-    if not is_table:
-        return "\n".join(lines)
-    header = _FIELD_RE.sub(lambda m: HEADERS.get(m.group(1) or "", ""), fmt)
-    cells = [line.split("\t") for line in [header, *lines]]
-    return table(cells[0], cells[1:])
+        doc = {**f, "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
+               "VirtualSize": f["Size"]}  # fmt: skip
+        rows.append(gotemplate.Struct("*formatter.imageContext", doc,
+                                      json_value=dict(sorted(doc.items()))))  # fmt: skip
+    return gotemplate.format_list(fmt, rows, HEADERS)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import re
 
-from . import gotemplate
 from .containers import parse_time
 from .errors import InvalidInput
-from .format import ellipsis, human_size, since, table
+from .format import ellipsis, human_size, since
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "exited")
@@ -39,6 +38,10 @@ HEADERS = {
     "LocalVolumes": "LOCAL VOLUMES",
     "State": "STATE",
 }
+#: Docker's default ``ps`` table (formatter.NewContainerFormat)
+DEFAULT_FORMAT = (
+    r"table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+)
 
 
 def state_word(rec: dict) -> str:
@@ -222,7 +225,7 @@ def fields(engine, rec: dict, *, no_trunc: bool, with_size: bool) -> dict[str, o
         "LocalVolumes": str(sum(1 for m in mounts if m.get("Type") == "volume")),
         "Size": size_text(*sizes(engine, rec)) if with_size else "0B",
     }
-    row["Label"] = lambda key: labels.get(key, "")
+    row["_labels"] = labels
     return row
 
 
@@ -257,27 +260,26 @@ def render(
 ) -> str:
     if quiet:
         return "\n".join(r["Id"] if no_trunc else r["Id"][:12] for r in recs)
-    if fmt and fmt != "table":
-        with_size = size or ".Size" in fmt or "json ." in fmt
-        rows = [fields(engine, r, no_trunc=no_trunc, with_size=with_size) for r in recs]
-        return gotemplate.render_all(fmt, [_JsonRow(row) for row in rows], HEADERS)
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-    if size:
-        headers.append("SIZE")
-        keys.append("Size")
-    lines = []
-    for r in recs:
-        row = fields(engine, r, no_trunc=no_trunc, with_size=size)
-        lines.append([str(row[k]) for k in keys])
-    return table(headers, lines)
+    from . import gotemplate
+
+    if not fmt or fmt == "table":
+        fmt = DEFAULT_FORMAT + (r"\t{{.Size}}" if size else "")
+    with_size = size or ".Size" in fmt or "json" in fmt
+    rows = [row(fields(engine, r, no_trunc=no_trunc, with_size=with_size)) for r in recs]
+    return gotemplate.format_list(fmt, rows, HEADERS)
 
 
-class _JsonRow(dict):
-    """A row whose ``{{json .}}`` leaves out the ``Label`` method, as Docker's does."""
+def row(values: dict[str, object]):
+    """A ps row as Docker's template sees it: a ``*formatter.ContainerContext`` whose
+    fields are strings and whose ``Label`` method takes a key; ``{{json .}}`` leaves the
+    method out."""
+    from .gotemplate import Func, Struct
 
-    def __init__(self, row: dict[str, object]) -> None:
-        super().__init__(row)
-
-    def for_json(self) -> dict[str, object]:
-        return {k: v for k, v in sorted(self.items()) if not callable(v)}
+    labels = values.pop("_labels", {})
+    data = {k: v for k, v in values.items() if not callable(v)}
+    return Struct(
+        "*formatter.ContainerContext",
+        data,
+        methods={"Label": Func(lambda key: labels.get(key, ""), ("string",))},
+        json_value=dict(sorted(data.items())),
+    )
