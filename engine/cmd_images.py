@@ -11,9 +11,10 @@ from .errors import EngineError, InvalidInput, NotFound
 
 
 def cmd_images(engine: Engine, a: argparse.Namespace) -> int:
-    from .imagelist import apply_filters, render, rows
+    from .imagelist import needs_digest, render, rows, summaries
 
-    items = apply_filters(engine.images, rows(engine.images), a.filter or [], a.repository)
+    found = summaries(engine.images, a.filter or [], a.repository)
+    items = rows(found, digests=a.digests, need_digest=a.digests or needs_digest(a.format))
     out = render(items, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, digests=a.digests)
     if out:
         print(out)
