@@ -114,6 +114,24 @@ def each_container(refs: list[str], fn: Callable[[str], object], *,
     return 1 if failed else 0
 
 
+def confirm(message: str) -> bool:
+    """Ask before deleting, as docker/cli's command.PromptForConfirmation (20.10) does.
+
+    The question goes to stdout followed by `` [y/N] ``; only ``y`` or ``Y`` on the first
+    line proceeds. Anything else refuses, and so does no answer at all: end of input (``<
+    /dev/null``, a closed pipe) or no stdin. Whether stdin is a terminal does not matter:
+    ``echo n | pydock image prune`` must not delete. (Docker reads the line raw: ``yes`` or
+    `` y`` refuse too.)
+    """
+    sys.stdout.write(f"{message} [y/N] ")
+    sys.stdout.flush()
+    try:
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return answer.removesuffix("\n").removesuffix("\r").lower() == "y"
+
+
 # -- run / create / start -------------------------------------------------------------------
 
 

@@ -7,13 +7,14 @@ import sys
 
 from .cliutil import Parser, add_command, eprint
 from .engine import Engine
-from .errors import Conflict, EngineError, InvalidInput
+from .errors import EngineError, InvalidInput, NotFound
 
 
 def cmd_images(engine: Engine, a: argparse.Namespace) -> int:
-    from .imagelist import apply_filters, render, rows
+    from .imagelist import needs_digest, render, rows, summaries
 
-    items = apply_filters(engine.images, rows(engine.images), a.filter or [], a.repository)
+    found = summaries(engine.images, a.filter or [], a.repository)
+    items = rows(found, digests=a.digests, need_digest=a.digests or needs_digest(a.format))
     out = render(items, fmt=a.format, quiet=a.quiet, no_trunc=a.no_trunc, digests=a.digests)
     if out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -21,55 +22,29 @@ def cmd_images(engine: Engine, a: argparse.Namespace) -> int:
 
 
 def cmd_rmi(engine: Engine, a: argparse.Namespace) -> int:
-    failed = False
+    """Docker's CLI: each argument on its own; errors are printed after the others' output,
+    and with ``-f`` an image that does not exist is reported but does not fail the command."""
+    from .imagedelete import remove_image
+
+    errors: list[str] = []
+    fatal = False
+    engine.reconcile()  # a container whose pydock died is no longer running
     for ref in a.images:
         try:
-            _rmi_one(engine, ref, a.force)
+            with engine.images.lock:
+                lines = remove_image(engine, ref, a.force)
+        except NotFound as e:
+            errors.append(f"Error: {e}")  # the CLI's own wording for a 404
+            continue
         except EngineError as e:
-            eprint(f"Error response from daemon: {e}")
-            failed = True
-    return 1 if failed else 0
-
-
-def _rmi_one(engine: Engine, ref: str, force: bool) -> None:
-    from .images import short_id
-    from .reference import normalize
-
-    engine.reconcile()
-    store = engine.images
-    with store.lock:
-        image_id = store.resolve(ref)
-        tags = store.tags_of(image_id)
-        by_tag = False
-        try:
-            by_tag = normalize(ref) in tags
-        except EngineError:
-            pass
-        users = engine.image_in_use(image_id)
-        if users and not force:
-            what = f'repository reference "{ref}"' if by_tag else f"image {short_id(image_id)}"
-            verb = "remove" if by_tag else "delete"
-            raise Conflict(
-                f"conflict: unable to {verb} {what} (must force) - container "
-                f"{users[0][:12]} is using its referenced image {short_id(image_id)}"
-            )
-        if not by_tag and len(tags) > 1 and not force:
-            raise Conflict(
-                f"conflict: unable to delete {short_id(image_id)} (must be forced) - image is "
-                "referenced in multiple repositories"
-            )
-        for t in [normalize(ref)] if by_tag else tags:
-            store.untag(t)
-            print(f"Untagged: {t}")
-        if store.tags_of(image_id) or users:
-            return  # still tagged, or kept (dangling) for the containers that use it
-        removed = store.delete_image(image_id, engine.driver)
-        from .orphans import sweep_images
-
-        sweep_images(engine)  # what a killed load, pull or commit left
-        print(f"Deleted: {image_id}")
-        for chain in removed:
-            print(f"Deleted: {chain}")
+            errors.append(f"Error response from daemon: {e}")
+            fatal = True
+            continue
+        for line in lines:
+            print(line, flush=True)
+    for line in errors:
+        eprint(line)
+    return 1 if errors and (fatal or not a.force) else 0
 
 
 def cmd_load(engine: Engine, a: argparse.Namespace) -> int:
@@ -133,12 +108,18 @@ def _add_images_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("repository", nargs="?")
 
 
+def _add_rmi_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true")
+    # pydock images have no parent images to prune; accepted for Docker's command lines
+    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("images", nargs="+")
+
+
 def setup(sub) -> None:
     """Register the image commands on the ``pydock`` subparsers."""
     _add_images_flags(add_command(sub, "images", cmd_images))
     rmi = add_command(sub, "rmi", cmd_rmi)
-    rmi.add_argument("-f", "--force", action="store_true")
-    rmi.add_argument("images", nargs="+")
+    _add_rmi_flags(rmi)
     ld = add_command(sub, "load", cmd_load)
     ld.add_argument("-i", "--input")
     ld.add_argument("-q", "--quiet", action="store_true")
@@ -147,8 +128,7 @@ def setup(sub) -> None:
     isub.add_parser("bootstrap", help="build busybox:latest from the host's static busybox")
     _add_images_flags(isub.add_parser("ls"))
     irm = isub.add_parser("rm")
-    irm.add_argument("-f", "--force", action="store_true")
-    irm.add_argument("images", nargs="+")
+    _add_rmi_flags(irm)
     iins = isub.add_parser("inspect")
     iins.add_argument("-f", "--format")
     iins.add_argument("objects", nargs="+")

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from .cliutil import add_command, each_container, eprint
+from .cliutil import add_command, confirm, each_container, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
 
@@ -71,15 +71,11 @@ def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     from . import manage
     from .format import human_size
 
-    if not a.force:
-        sys.stdout.write(
-            "WARNING! This will remove all stopped containers.\n"
-            "Are you sure you want to continue? [y/N] "
-        )
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            return 0
+    if not a.force and not confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"
+    ):
+        print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
+        return 0
     removed, reclaimed = manage.prune(engine, a.filter)
     if removed:
         print("Deleted Containers:")

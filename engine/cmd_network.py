@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .cliutil import add_command, eprint
+from .cliutil import add_command, confirm, eprint
 from .engine import Engine
 from .errors import EngineError
 
@@ -50,14 +50,11 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
                 failed = True
         return 1 if failed else 0
     elif a.net_cmd == "prune":
-        if not a.force:
-            sys.stdout.write(
-                "WARNING! This will remove all custom networks not used by at least one "
-                "container.\nAre you sure you want to continue? [y/N] "
-            )
-            sys.stdout.flush()
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                return 0
+        if not a.force and not confirm(
+            "WARNING! This will remove all custom networks not used by at least one "
+            "container.\nAre you sure you want to continue?"
+        ):
+            return 0  # Docker 20.10 prints nothing more
         removed = manager.prune_networks(engine.root)
         if removed:
             print("Deleted Networks:")

@@ -11,7 +11,7 @@ import argparse
 import getpass
 import sys
 
-from .cliutil import add_command, eprint
+from .cliutil import add_command, confirm, eprint
 from .engine import Engine
 from .errors import InvalidInput, NotFound
 
@@ -176,15 +176,15 @@ def cmd_image_prune(engine: Engine, a: argparse.Namespace) -> int:
     from .format import human_size
     from .prune import prune_images
 
-    if not a.force and sys.stdin.isatty():
-        what = "all images without at least one container associated to them"
-        if not a.all:
-            what = "all dangling images"
-        answer = input(
-            f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            return 0
+    what = "all images without at least one container associated to them"
+    if not a.all:
+        what = "all dangling images"
+    # Asked whether or not stdin is a terminal: `echo n | pydock image prune` keeps all
+    if not a.force and not confirm(
+        f"WARNING! This will remove {what}.\nAre you sure you want to continue?"
+    ):
+        print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
+        return 0
     engine.reconcile()
     lines, reclaimed = prune_images(engine, all_images=a.all, filters=a.filter or [])
     if lines:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .cliutil import add_command, eprint
+from .cliutil import add_command, confirm, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
 from .volumes import ANON_LABEL, VolumeStore, users_of
@@ -140,12 +140,11 @@ def _prune(engine: Engine, store: VolumeStore, a: argparse.Namespace) -> int:
 
     if not a.force:
         what = "local volumes" if a.all else "anonymous local volumes"
-        sys.stdout.write(
+        if not confirm(
             f"WARNING! This will remove {what} not used by at least one container.\n"
-            "Are you sure you want to continue? [y/N] "
-        )
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            "Are you sure you want to continue?"
+        ):
+            print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
             return 0
     filters = _filters(a.filter)
     deleted, reclaimed = [], 0

@@ -168,6 +168,12 @@ class ImageStore:
         entries[f"{name}@{digest}"] = image_id
         write_json(self.digests_file, entries, durable=True)
 
+    def remove_repo_digest(self, ref: str) -> None:
+        """Forget ``name@digest`` (a missing one is no error: Docker's untag is idempotent)."""
+        entries = self.repo_digests_map()
+        if entries.pop(ref, None) is not None:
+            write_json(self.digests_file, entries, durable=True)
+
     def _lookup_digest(self, ref: str) -> str | None:
         name, _, digest = ref.partition("@")
         name = reference.familiar_name(name)
@@ -212,7 +218,10 @@ class ImageStore:
 
     def image_size(self, image_id: str, driver_name: str | None = None) -> int:
         """Sum of the image's layer sizes as recorded when they were applied."""
-        chain = self.layer_chain(image_id)
+        try:
+            chain = self.layer_chain(image_id)
+        except NotFound:
+            return 0  # deleted under a container that still uses its layers (rmi -f)
         for name in [driver_name] if driver_name else self.drivers_with_layers():
             recs = [self.layer_record(name, c) for c in chain]
             if all(recs):
@@ -354,11 +363,28 @@ class ImageStore:
         write_json(self.tags_file, tags, durable=True)
         return image_id
 
-    def delete_image(self, image_id: str, open_driver: Callable[[str], object]) -> list[str]:
+    def layers_under(self, tops: Iterable[str]) -> set[str]:
+        """The chain ids of the layers ``tops`` (layer ids, as a container's ``Parent``)
+        stand on, from the layer records: what containers need even when the image they
+        were made from is gone (``rmi -f`` of an image a stopped container uses)."""
+        records: dict[str, dict] = {}
+        for name in self.drivers_with_layers():
+            records.update(self.layer_records(name))
+        out: set[str] = set()
+        for top in tops:
+            chain: str | None = "sha256:" + top.removeprefix("sha256:")
+            while chain and chain not in out:
+                out.add(chain)
+                chain = (records.get(chain) or {}).get("parent")
+        return out
+
+    def delete_image(
+        self, image_id: str, open_driver: Callable[[str], object], keep: Iterable[str] = ()
+    ) -> list[str]:
         """Remove an untagged image's config and every layer no other image needs.
 
         Returns the removed layer chain ids. ``open_driver(name)`` gives the driver that
-        holds a layerdb.
+        holds a layerdb; ``keep``: more chain ids to keep (the layers containers stand on).
         """
         if self.tags_of(image_id):
             raise Conflict(f"image {short_id(image_id)} is still tagged")
@@ -370,6 +396,7 @@ class ImageStore:
         from .layerpins import held
 
         wanted = held(self.root)  # layers of pulls in progress are not garbage yet
+        wanted.update(keep)
         for other in self.image_ids():
             wanted.update(self.layer_chain(other))
         removed = []

@@ -27,6 +27,7 @@ from typing import BinaryIO, Protocol
 from .errors import InvalidInput
 from .images import ImageStore
 from .layercompress import decompressed
+from .reference import normalize
 
 MT_INDEX = {
     "application/vnd.oci.image.index.v1+json",
@@ -103,6 +104,25 @@ class Candidate:
     config: bytes
     tags: list[str]
     open_layer: Callable[[int], contextlib.AbstractContextManager[BinaryIO]]
+    layer_count: int  # layers the manifest lists
+
+    def check(self) -> None:
+        """Refuse what add_image would only find out halfway: a manifest whose layers do
+        not pair one to one with the config's diff ids (Docker's tarexport refuses it with
+        this message), or a tag that is no reference."""
+        try:
+            diff_ids = json.loads(self.config)["rootfs"]["diff_ids"]
+            if not isinstance(diff_ids, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise InvalidInput("invalid image config: no rootfs.diff_ids") from None
+        if self.layer_count != len(diff_ids):
+            raise InvalidInput(
+                f"invalid manifest, layers length mismatch: expected {self.layer_count}, "
+                f"got {len(diff_ids)}"
+            )
+        for t in self.tags:
+            normalize(t)
 
 
 def _parse_json(data: bytes, what: str) -> object:
@@ -166,7 +186,7 @@ def docker_save_images(src: Source) -> list[Candidate]:
         def opener(i: int, layers: list[str] = layers) -> contextlib.AbstractContextManager:
             return decompressed(src.open(layers[i]), "")
 
-        out.append(Candidate(config, list(entry.get("RepoTags") or []), opener))
+        out.append(Candidate(config, list(entry.get("RepoTags") or []), opener, len(layers)))
     return out
 
 
@@ -198,13 +218,15 @@ def _walk_index(src: Source, index: object, tag: str | None, out: list[Candidate
             continue
         config = _read_blob(src, doc["config"]["digest"])
         layers = doc.get("layers", [])
+        if not isinstance(layers, list):
+            raise InvalidInput("invalid manifest: layers is not a list")
 
         def opener(i: int, layers: list = layers) -> contextlib.AbstractContextManager:
             d = layers[i]
             blob = _VerifiedBlob(src.open(_digest_path(d["digest"])), d["digest"])
             return decompressed(blob, d.get("mediaType", ""))  # type: ignore[arg-type]
 
-        out.append(Candidate(config, _oci_tags(desc, ref), opener))
+        out.append(Candidate(config, _oci_tags(desc, ref), opener, len(layers)))
 
 
 def _oci_tags(desc: dict, ref: str | None) -> list[str]:
@@ -246,6 +268,8 @@ def load(store: ImageStore, driver, path: str, progress: Callable[[str], None]) 
         raise InvalidInput(f"{path}: neither a docker save archive nor an OCI image layout")
     if not candidates:
         raise InvalidInput(f"{path}: no linux/amd64 image in the archive")
+    for c in candidates:  # all of them before the first is stored: all or nothing
+        c.check()
     lines = []
     for c in candidates:
         image_id = store.add_image(c.config, c.open_layer, [], driver, progress)

@@ -54,7 +54,9 @@ def prune_images(engine: Engine, *, all_images: bool, filters: list[str]) -> tup
     lines: list[str] = []
     reclaimed = 0
     with store.lock:
-        used = {c.get("Image") for c in engine.containers.all()}
+        containers = engine.containers.all()
+        used = {c.get("Image") for c in containers}
+        keep = store.layers_under(c["Parent"] for c in containers if c.get("Parent"))
         for img in store.images():
             if img.id in used or (img.tags and not all_images):
                 continue
@@ -67,7 +69,7 @@ def prune_images(engine: Engine, *, all_images: bool, filters: list[str]) -> tup
                 lines.append(f"untagged: {r}")
             sizes = {c: r.get("size", 0) for d in store.drivers_with_layers()
                      for c, r in store.layer_records(d).items()}  # fmt: skip
-            removed = store.delete_image(img.id, engine.driver)
+            removed = store.delete_image(img.id, engine.driver, keep)
             lines.append(f"deleted: {img.id}")
             for chain in removed:
                 lines.append(f"deleted: {chain}")
@@ -82,6 +84,8 @@ def gc(engine: Engine) -> int:
     from . import layerpins
 
     keep = layerpins.held(engine.root)  # a pull in progress holds its layers
+    # and containers hold theirs, also when `rmi -f` deleted the image they came from
+    keep.update(store.layers_under(c["Parent"] for c in engine.containers.all() if c.get("Parent")))
     for image_id in store.image_ids():
         keep.update(store.layer_chain(image_id))
     freed = 0

@@ -285,6 +285,8 @@ def _hostile_archive(kind: str, scratch: Path, canary: Path) -> Path:
     if kind == "truncated":
         data = docker_save(two_layer_app(), "bad:trunc")
         return write(scratch / "trunc.tar", data[: len(data) // 2])
+    if kind == "layer-count-second-image":
+        return write(scratch / f"{kind}.tar", _two_images_second_miscounted())
     layers = [base_layer()]
     config = None
     config_name = None
@@ -320,6 +322,12 @@ def _hostile_archive(kind: str, scratch: Path, canary: Path) -> Path:
         )
     elif kind == "config-digest":
         config_name = "0" * 64 + ".json"
+    elif kind == "layer-count-more":
+        # the manifest lists a layer the config has no diff id for (main loaded it)
+        config = config_for(layers)
+        layers.append(layer_tar([Entry("etc/extra", data=b"x")]))
+    elif kind == "layer-count-fewer":
+        config = config_for([*layers, layer_tar([Entry("etc/extra", data=b"x")])])
     elif kind == "diff-id":
         layers.append(layer_tar([Entry("etc/x", data=b"x")]))
         config = config_for(layers, diff_ids=[sha(layers[0]), "sha256:" + "1" * 64])
@@ -329,6 +337,24 @@ def _hostile_archive(kind: str, scratch: Path, canary: Path) -> Path:
         scratch / f"{kind}.tar",
         docker_save(layers, f"bad:{kind}", config=config, config_name=config_name),
     )
+
+
+def _two_images_second_miscounted() -> bytes:
+    """A docker-save archive of two images: a good one, then one whose manifest lists two
+    layers for a config with one diff id. Docker would keep the first; pydock loads none."""
+    good = [base_layer(Entry("etc/good", data=b"good\n"))]
+    bad = [base_layer(), layer_tar([Entry("etc/extra", data=b"x")])]
+    good_cfg, bad_cfg = config_for(good), config_for(bad[:1])
+    files: dict[str, bytes] = {}
+    manifest = []
+    for n, (layers, cfg, tag) in enumerate([(good, good_cfg, "good:1"), (bad, bad_cfg, "bad:1")]):
+        cname = sha(cfg)[7:] + ".json"
+        files[cname] = cfg
+        paths = [f"{n}{i:063x}/layer.tar" for i in range(len(layers))]
+        files.update(zip(paths, layers, strict=True))
+        manifest.append({"Config": cname, "RepoTags": [tag], "Layers": paths})
+    files["manifest.json"] = json.dumps(manifest).encode()
+    return tar_of(files)
 
 
 def _replace_blob(files: dict[str, bytes], path: str, data: bytes) -> dict[str, bytes]:
@@ -367,6 +393,9 @@ HOSTILE = {
     "oci-zstd-corrupt": "invalid zstd-compressed layer",
     "oci-zstd-truncated": "the stream ends inside a frame",
     "truncated": "invalid archive",
+    "layer-count-more": "invalid manifest, layers length mismatch: expected 2, got 1",
+    "layer-count-fewer": "invalid manifest, layers length mismatch: expected 1, got 2",
+    "layer-count-second-image": "invalid manifest, layers length mismatch: expected 2, got 1",
     "missing-file": "no such file or directory",
 }
 

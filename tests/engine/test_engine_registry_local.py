@@ -74,7 +74,7 @@ def test_tag_images_filters_and_format(pd: Pydock, scratch: Path) -> None:
     assert doc["ID"] == second[7:19] and doc["Tag"] == "1" and "CreatedSince" in doc
     assert "DIGEST" in pd.out("images", "--digests").splitlines()[0]
     res = pd("images", "--filter", "bogus=1")
-    assert res.returncode == 1 and "invalid filter" in res.stderr.decode()
+    assert res.returncode == 1 and "Invalid filter 'bogus'" in res.stderr.decode()
     # prune removes the dangling one only; -a removes every unused image
     out = pd.out("image", "prune", "-f")
     assert f"deleted: {first}" in out and "Total reclaimed space" in out
