@@ -310,23 +310,14 @@ class Lexer:
         return self.text.startswith(RIGHT, self.pos)
 
     def _lex_char(self) -> None:
-        self._advance(1)
-        while True:
-            ch = self._peek()
-            if ch == "\\":
-                self._advance(1)
-                if self._peek() not in ("", "\n"):
-                    self._advance(1)
-                    continue
-                ch = self._peek()
-            if ch in ("", "\n"):
-                self._error("unterminated character constant")
-            self._advance(1)
-            if ch == "'":
-                break
-        self._emit(CHARCONST)
+        self._lex_quoted("'", "unterminated character constant", CHARCONST)
 
     def _lex_quote(self) -> None:
+        self._lex_quoted('"', "unterminated quoted string", STRING)
+
+    def _lex_quoted(self, close: str, unterminated: str, kind: int) -> None:
+        """A '...' or "..." literal, as Go's lexChar/lexQuote: a backslash escapes the next
+        character, a newline or the end of input before ``close`` is an error."""
         self._advance(1)
         while True:
             ch = self._peek()
@@ -337,11 +328,11 @@ class Lexer:
                     continue
                 ch = self._peek()
             if ch in ("", "\n"):
-                self._error("unterminated quoted string")
+                self._error(unterminated)
             self._advance(1)
-            if ch == '"':
+            if ch == close:
                 break
-        self._emit(STRING)
+        self._emit(kind)
 
     def _lex_raw_quote(self) -> None:
         i = self.text.find("`", self.pos + 1)
