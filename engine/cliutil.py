@@ -34,6 +34,13 @@ class Parser(argparse.ArgumentParser):
         kw.setdefault("allow_abbrev", False)
         super().__init__(*args, **kw)
 
+    def format_help(self) -> str:
+        """argparse's help with pydock's lines filled in (see :mod:`.helptext`)."""
+        from . import helptext
+
+        helptext.fill(self)
+        return super().format_help()
+
     def error(self, message: str) -> None:  # type: ignore[override]
         if self._unknown_command(message):
             word = message.partition("invalid choice: ")[2].split(" (")[0].strip("'")
