@@ -211,7 +211,7 @@ def fields(engine, rec: dict, *, no_trunc: bool, with_size: bool) -> dict[str, o
     ports = _ports(engine, rec)
     row: dict[str, object] = {
         "ID": rec["Id"] if no_trunc else rec["Id"][:12],
-        "Image": rec["Config"].get("Image", ""),
+        "Image": image_cell(engine, rec, no_trunc),
         "Command": json.dumps(cmd if no_trunc else ellipsis(cmd, 20), ensure_ascii=False),
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if created else "",
         "RunningFor": f"{since(created)} ago",
@@ -227,6 +227,22 @@ def fields(engine, rec: dict, *, no_trunc: bool, with_size: bool) -> dict[str, o
     }
     row["_labels"] = labels
     return row
+
+
+def image_cell(engine, rec: dict, no_trunc: bool) -> str:
+    """The IMAGE cell: the name the container was created from while that name still
+    means the container's image, else the image's id, short unless ``no_trunc`` (Docker
+    20.10: daemon/list.go keeps "the original ref if possible", and the CLI's formatter
+    truncates an id)."""
+    ref = rec["Config"].get("Image", "")
+    image_id = rec.get("Image", "")
+    if not ref:
+        return "<no image>"
+    if image_id and ref != image_id and engine.images.lookup(ref) != image_id:
+        ref = image_id  # untagged, or the name now means another image
+    if ref == image_id and not no_trunc:
+        return ref.removeprefix("sha256:")[:12]
+    return ref
 
 
 def _ports(engine, rec: dict) -> str:

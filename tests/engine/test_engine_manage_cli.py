@@ -240,3 +240,25 @@ def test_inspect_shows_state_hostconfig_mounts_graphdriver(overlay_pydock, drive
     assert "UpperDir" in obj["GraphDriver"]["Data"]
     assert obj["SizeRootFs"] >= obj["SizeRw"] >= 0
     p("rm", "-f", "ins", check=True)
+
+
+def test_ps_image_column_follows_the_name(overlay_pydock) -> None:
+    """IMAGE shows the name a container was made from while it still means that image;
+    once untagged or moved to another image, the image's short id (--no-trunc: whole)."""
+    p = overlay_pydock
+    image = p.out("image", "inspect", "-f", "{{.Id}}", "busybox").strip()
+    p("tag", "busybox", "pscol:1", check=True)
+    p("tag", "busybox", "pscol:2", check=True)
+    p("create", "--name", "kept", "pscol:1", "true", check=True)
+    p("create", "--name", "gone", "pscol:2", "true", check=True)
+
+    def cell(name: str, *args: str) -> str:
+        return p.out("ps", "-a", *args, "--filter", f"name=^{name}$", "--format", "{{.Image}}")
+
+    assert cell("kept") == "pscol:1\n" and cell("gone") == "pscol:2\n"
+    p("rmi", "pscol:2", check=True)  # only untags: busybox and pscol:1 still name it
+    assert cell("gone") == image.removeprefix("sha256:")[:12] + "\n"
+    assert cell("gone", "--no-trunc") == image + "\n"
+    assert cell("kept") == "pscol:1\n"
+    p("rm", "kept", "gone", check=True)
+    p("rmi", "pscol:1", check=True)
