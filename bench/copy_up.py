@@ -25,6 +25,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import report, stats
@@ -81,9 +82,10 @@ class FuseOverlayfs:
     def __init__(self, root: Path, workdir: Path, files: dict[str, int]) -> None:
         from ..engine.engine import Engine
 
-        self.bin = shutil.which("fuse-overlayfs")
-        if not self.bin:
+        found = shutil.which("fuse-overlayfs")
+        if not found:
             raise RuntimeError("fuse-overlayfs is not installed (Debian package fuse-overlayfs)")
+        self.bin: str = found
         self.top = ensure_image(root, "vfs", _tag(files), files, {"many": MANY})
         self.drv = Engine(root, "vfs").driver()
         self.lower = self.drv.get(self.top)
@@ -109,6 +111,10 @@ class FuseOverlayfs:
 
 def _tag(files: dict[str, int]) -> str:
     return "pydock-bench/copyup:" + ("1g" if max(files.values()) >= GIB else "small")
+
+
+#: one timed operation on a mounted container: (nanoseconds, note)
+_Op = Callable[[str, str], tuple[int, str]]
 
 
 def _op_append(merged: str, rel: str) -> tuple[int, str]:
@@ -139,10 +145,12 @@ def _op_rename(merged: str, rel: str) -> tuple[int, str]:
     return time.perf_counter_ns() - t0, note
 
 
-def operations(files: dict[str, int]) -> list[tuple[str, str, str, int, object]]:
+def operations(files: dict[str, int]) -> list[tuple[str, str, str, int, _Op]]:
     """(operation, size label, path in the image, bytes, function)."""
-    ops = [("append 1 B", label, f"data/{label.replace(' ', '')}", size, _op_append)
-           for label, size in files.items()]  # fmt: skip
+    ops: list[tuple[str, str, str, int, _Op]] = [
+        ("append 1 B", label, f"data/{label.replace(' ', '')}", size, _op_append)
+        for label, size in files.items()
+    ]
     ops.append(("chmod (metadata)", "64 MiB", "data/64MiB", 64 * MIB, _op_chmod))
     ops.append(("rename dir", f"{MANY} files", "many", MANY * 16, _op_rename))
     return ops
@@ -159,7 +167,8 @@ def main(a: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     states = ["warm"] if a.no_cold else ["cold", "warm"]
     drivers = [d for d in a.drivers.split(",") if d]
-    storages, skipped = [], {}
+    storages: list[PydockStorage | FuseOverlayfs] = []
+    skipped: dict[str, str] = {}
     for name in [*drivers, "fuse-overlayfs"]:
         progress(f"copy-up: preparing {name} ...")
         try:

@@ -134,9 +134,10 @@ class FuseOverlayfs(Storage):
     name = "fuse-overlayfs"
 
     def __init__(self, lower: Path, base: Path) -> None:
-        self.bin = shutil.which("fuse-overlayfs")
-        if not self.bin:
+        found = shutil.which("fuse-overlayfs")
+        if not found:
             raise RuntimeError("fuse-overlayfs is not installed (Debian package fuse-overlayfs)")
+        self.bin: str = found
         super().__init__(lower, base)
 
     def mount(self) -> str:

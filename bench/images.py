@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -19,12 +20,15 @@ import secrets
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..engine.engine import Engine
 
 BUSYBOX = "busybox:latest"
 #: extractall() keywords for a tree pydock itself made (filters exist from Python 3.11.4)
-_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+_TRUSTED: dict[str, Any] = (
+    {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+)
 
 
 def engine(root: Path, driver: str) -> Engine:
@@ -84,7 +88,7 @@ def docker_archive(root: Path, driver: str, ref: str, tag: str, dest: Path) -> N
                 size = buf.tell()
                 buf.seek(0)
                 h = hashlib.sha256()
-                for block in iter(lambda b=buf: b.read(1 << 20), b""):
+                for block in iter(functools.partial(buf.read, 1 << 20), b""):
                     h.update(block)
                 buf.seek(0)
                 name = f"{h.hexdigest()}/layer.tar"

@@ -99,8 +99,8 @@ def _layer_file(path: Path, index: int, mib: int) -> str:
             src.off = index * 4099  # another phase per layer: distinct blobs
             tar.addfile(info, src)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(MIB):
+    with open(path, "rb") as written:
+        while block := written.read(MIB):
             h.update(block)
     return "sha256:" + h.hexdigest()
 
@@ -173,6 +173,15 @@ class _Puller:
     """Timed pulls of the full image into an empty store (cold) and on top of its base
     layers (warm); subclasses say how to pull and how to empty the store."""
 
+    name = ""
+    version: str | None = None
+
+    def prepare(self) -> None:
+        """Make the puller ready (a daemon started, a version read)."""
+
+    def close(self) -> None:
+        """Undo prepare()."""
+
     def _pull(self, tag: str) -> int:
         raise NotImplementedError
 
@@ -201,7 +210,6 @@ class _PydockPull(_Puller):
     def __init__(self, driver: str, workdir: Path, host: str) -> None:
         self.name, self.driver, self.host = f"pydock/{driver}", driver, host
         self.root = workdir / f"pull-{driver}"
-        self.version = None
 
     def _pull(self, tag: str) -> int:
         return _timed([pydock_bin(), "--root", str(self.root), "--storage-driver", self.driver,
@@ -225,7 +233,6 @@ class _DockerPull(_Puller):
     def __init__(self, workdir: Path, host: str) -> None:
         self.d = Docker(workdir / "pull-unused", "vfs", workdir)
         self.host = host
-        self.version = None
 
     def prepare(self) -> None:
         self.d.start_daemon()
@@ -254,7 +261,7 @@ def main(a: argparse.Namespace) -> int:
     doc = report.envelope("pull", config)
     targets: dict[str, dict] = {}
     reg = Registry(workdir)
-    runners = []
+    runners: list[_Puller] = []
     try:
         doc["image"] = build_and_push(workdir, reg, a.layers, a.layer_mib)
         for d in drivers:

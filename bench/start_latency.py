@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import report, stats
 from .runner import Result, measure, prepare
-from .targets import Pydock, make
+from .targets import Pydock, Target, make
 
 
 def build_targets(a: argparse.Namespace):
@@ -20,7 +20,7 @@ def build_targets(a: argparse.Namespace):
     peers = [p for p in a.peers.split(",") if p]
     # Peers get the image through the first driver (the store's images are shared).
     net, pool = getattr(a, "network", "none"), getattr(a, "start_pool", 0)
-    out = [Pydock(root, d, workdir, net, pool) for d in drivers]
+    out: list[Target] = [Pydock(root, d, workdir, net, pool) for d in drivers]
     if pool and drivers:  # the cold start too: a first run, or no pool configured
         out.append(Pydock(root, drivers[0], workdir, net, pool, pooled=False))
     out += [make(p, root, drivers[0] if drivers else "vfs", workdir) for p in peers]
@@ -41,7 +41,7 @@ def to_doc(a: argparse.Namespace, results: dict[str, Result], order: list[str]) 
             "command": "run --rm --network none busybox true",
         },
     )
-    targets = {}
+    targets: dict[str, dict] = {}
     for name, r in results.items():
         t = r.target
         targets[name] = {

@@ -56,9 +56,15 @@ class Target:
     version: str | None = None
     env: dict[str, str] | None = None
     trace_file: Path | None = None
+    #: the storage driver its store uses ("" where the target has none of pydock's)
+    driver = ""
 
     def prepare(self) -> None:
         """Make the target runnable; raise Unavailable(reason) if it cannot be."""
+
+    def load(self, tar: Path) -> None:
+        """Load a ``docker save`` archive into the target's own image store."""
+        raise NotImplementedError(f"{self.name} has no image store of its own")
 
     def argv(self, image: str | None = None) -> list[str]:
         raise NotImplementedError
@@ -263,6 +269,7 @@ class Docker(Target):
         self._idle: list[str] = []
 
     def _cli(self) -> list[str]:
+        assert self.client, "prepare() finds the client"
         return [self.client, "-H", f"unix://{self.sock}"]
 
     def prepare(self) -> None:
@@ -361,6 +368,7 @@ class Podman(Target):
         self._idle: list[str] = []
 
     def _cli(self) -> list[str]:
+        assert self.bin, "prepare() finds podman"
         return [self.bin, "--root", str(self.store), "--runroot", str(self.run_dir),
                 "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file", "--runtime", "runc"]  # fmt: skip
@@ -376,6 +384,7 @@ class Podman(Target):
         _run([*self._cli(), "load", "-i", str(tar)], "podman load")
 
     def _run_flags(self) -> list[str]:
+        assert self.cg is not None, "prepare() makes the cgroup parent"
         return ["--network", "none", "--ulimit", "nofile=1024:1024",
                 "--ulimit", "nproc=4096:4096", "--cgroup-parent", self.cg.path]  # fmt: skip
 

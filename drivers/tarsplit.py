@@ -372,7 +372,8 @@ def reproduce(split_path: str | os.PathLike[str], tree: str | os.PathLike[str], 
     with SafeRoot(tree) as root:
         for kind, size, path in records:  # check everything before the first byte goes out
             if kind == b"F":
-                fd = _open_payload(root, path, size)  # type: ignore[arg-type]
+                assert isinstance(size, int) and path is not None  # F records: (size, path)
+                fd = _open_payload(root, path, size)
                 if fd is None:
                     return False
                 os.close(fd)
@@ -381,7 +382,8 @@ def reproduce(split_path: str | os.PathLike[str], tree: str | os.PathLike[str], 
                 out.write(value)
                 continue
             size = value
-            fd = _open_payload(root, path, size)  # type: ignore[arg-type]
+            assert isinstance(size, int) and path is not None
+            fd = _open_payload(root, path, size)
             if fd is None:
                 raise DriverError(f"layer file {path!r} changed during an exact export")
             with os.fdopen(fd, "rb") as f:

@@ -34,10 +34,11 @@ from .fsutil import FileLock, read_json, write_atomic, write_json
 
 TYPE_CHECKING = False  # typing costs milliseconds to import on the start path
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from typing import BinaryIO
 
-    #: opens the uncompressed tar stream of layer i (called once, in order)
-    LayerOpener = Callable[[int], BinaryIO]
+    #: opens the uncompressed tar stream of layer i (called once, in order, in a ``with``)
+    LayerOpener = Callable[[int], AbstractContextManager[BinaryIO]]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -474,7 +475,7 @@ class ImageStore:
         raise EngineError(f"layer {chain[7:19]} is in no storage driver; load the image again")
 
 
-def _depth(records: dict[str, dict], chain: str) -> int:
+def _depth(records: dict[str, dict], chain: str | None) -> int:
     n = 0
     while chain:
         n += 1

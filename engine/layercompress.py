@@ -181,7 +181,9 @@ def decompressed(stream: BinaryIO, media_type: str = "") -> Iterator[BinaryIO]:
         # file plus skippable frames, which libzstd steps over).
         frames = _ZstdFrames()
         reader = zstandard.ZstdDecompressor().stream_reader(
-            _Tee(stream, frames), read_across_frames=True, closefd=False
+            _Tee(stream, frames),  # type: ignore[arg-type] # zstandard needs only read()
+            read_across_frames=True,
+            closefd=False,
         )
         with reader:
             yield _Zstd(reader, (zstandard.ZstdError,), frames)  # type: ignore[misc]

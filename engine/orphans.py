@@ -242,7 +242,7 @@ def _chain(driver, lid: str | None) -> list[str]:
 def _journaled_layers(root: os.PathLike[str] | str) -> set[str]:
     """Container layers a start worker's teardown journal still names (its own to remove)."""
     d = os.path.join(root, "starters")
-    out = set()
+    out: set[str] = set()
     try:
         names = [n for n in os.listdir(d) if n.endswith(".teardown")]
     except OSError:

@@ -26,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import InvalidInput
 from .images import ImageStore, chain_ids
@@ -45,7 +46,7 @@ class _Archive:
     """Files of the archive, written once each (blobs are shared between images)."""
 
     def __init__(self, tar: tarfile.TarFile) -> None:
-        self.tar, self.names = tar, set()
+        self.tar, self.names = tar, set[str]()
 
     def add_bytes(self, name: str, data: bytes) -> None:
         if name in self.names:
@@ -104,6 +105,7 @@ def save(
             pass  # an id: saved untagged, as docker does
     spool = tempfile.TemporaryDirectory(dir=store.root, prefix=".save-")
     dest = None
+    fobj: BinaryIO
     try:
         if output:
             dest = Path(output)
@@ -161,8 +163,8 @@ def _write(store, open_driver, wanted, ar: _Archive, spool: Path, oci: bool) -> 
         cdig = _sha(config_bytes)
         ar.add_bytes(f"blobs/sha256/{cdig[7:]}", config_bytes)
         for c in chains:
-            d, _size, path = exported[c]
-            ar.add_file(f"blobs/sha256/{d[7:]}", path)
+            d, _size, layer_file = exported[c]
+            ar.add_file(f"blobs/sha256/{d[7:]}", layer_file)
         layers = [exported[c] for c in chains]
         manifest = {
             "schemaVersion": 2,
@@ -300,23 +302,9 @@ def import_rootfs(
         }
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
         with store.lock:
-            image_id = store.add_image(config_bytes, lambda _i: _NoClose(spool), [], driver)
+            image_id = store.add_image(
+                config_bytes, lambda _i: contextlib.nullcontext(spool), [], driver
+            )
             if tag:
                 store.tag(image_id, tag)
     return image_id
-
-
-class _NoClose:
-    """The spool handed to add_image's ``with``: it stays open for the outer context."""
-
-    def __init__(self, f) -> None:  # noqa: ANN001
-        self.f = f
-
-    def read(self, n: int = -1) -> bytes:
-        return self.f.read(n)
-
-    def __enter__(self) -> _NoClose:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass

@@ -11,7 +11,7 @@ how it fails are Go's: ``<no value>`` for a missing map key, zero values for abs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from . import parser as P
 from .funcs import BUILTINS, Func, FuncError
@@ -78,7 +78,7 @@ class State:
     def at(self, node: P.Node) -> None:
         self.node = node
 
-    def errorf(self, msg: str) -> None:
+    def errorf(self, msg: str) -> NoReturn:
         loc, ctx = self.name, ""
         if self.node is not None:
             pos = self.node.pos
