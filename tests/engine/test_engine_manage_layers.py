@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import time
 from pathlib import Path
 
 from helpers import mounts_below
+from imagetar import Entry, docker_save, layer_tar
 
 
 def wait_for(cond, timeout: float = 20.0) -> None:
@@ -80,6 +82,56 @@ def test_diff_lists_added_changed_deleted(pydock) -> None:
     assert "C /etc" in lines and "C /tmp" in lines
     assert lines == sorted(lines, key=lambda line: line[2:])
     assert p("diff", "nosuch").returncode == 1
+
+
+def _bare_image(scratch: Path) -> Path:
+    """An image of /bin alone: no /dev, /proc, /sys or /etc for the runtime to find."""
+    entries = [
+        Entry("bin/", type=tarfile.DIRTYPE, mode=0o755),
+        Entry("bin/busybox", Path("/bin/busybox").read_bytes(), mode=0o755),
+    ]
+    entries += [Entry(f"bin/{n}", type=tarfile.SYMTYPE, link="busybox")
+                for n in ("sh", "true", "echo", "mkdir", "cat", "sleep")]  # fmt: skip
+    layer = layer_tar(entries)
+    archive = scratch / "bare.tar"
+    archive.write_bytes(docker_save([layer], "bare:1"))
+    return archive
+
+
+def _last_layer_names(p, image: str, scratch: Path) -> set[str]:
+    """The entry names of ``image``'s top layer, from a ``save`` archive."""
+    out = scratch / "saved.tar"
+    p("save", "-o", str(out), image, check=True)
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        data = tar.extractfile(manifest[0]["Layers"][-1]).read()  # type: ignore[union-attr]
+    with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+        return {m.name.rstrip("/") for m in layer.getmembers()}
+
+
+def test_diff_and_commit_leave_out_the_runtime_stubs(pydock, scratch: Path) -> None:
+    """Docker's init layer holds the mount points the runtime makes (/dev, /proc, /sys,
+    /etc/hosts, /etc/hostname, /etc/resolv.conf, and /etc for them): a fresh container
+    diffs empty and commits an empty layer; what the container writes to /etc/hosts goes
+    to its own copy, not the layer."""
+    p = pydock
+    p("load", "-i", str(_bare_image(scratch)), check=True)
+    p("run", "--name", "fresh", "bare:1", "true", check=True)
+    assert p.out("diff", "fresh") == ""
+    p("run", "-d", "--name", "up", "busybox", "sleep", "60", check=True)
+    assert p.out("diff", "up") == ""  # busybox has /etc, without the three files
+    p("rm", "-f", "up", check=True)
+    script = "echo hi > /etc/hosts; mkdir /etc/app; echo x > /etc/app/conf; mkdir /w"
+    p("run", "--name", "w", "bare:1", "sh", "-c", script, check=True)
+    assert p.out("diff", "w").splitlines() == ["C /etc", "A /etc/app", "A /etc/app/conf", "A /w"]
+    cid = p.out("inspect", "-f", "{{.Id}}", "w").strip()
+    assert (p.root / "containers" / cid / "hosts").read_text() == "hi\n"
+    p("commit", "w", "bare:w", check=True)
+    assert _last_layer_names(p, "bare:w", scratch) == {"etc", "etc/app", "etc/app/conf", "w"}
+    p("commit", "fresh", "bare:fresh", check=True)
+    assert _last_layer_names(p, "bare:fresh", scratch) == set()
+    # the committed image runs, and its /etc/app came along
+    assert p.out("run", "--rm", "bare:w", "cat", "/etc/app/conf") == "x\n"
 
 
 def test_commit_makes_an_image_with_the_layer_and_config(pydock) -> None:
