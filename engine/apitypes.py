@@ -135,16 +135,18 @@ VOLUME = ("volume.Volume", {
     **_fields("CreatedAt Driver Mountpoint Name Scope", ""),
     "Labels": SMAP, "Options": SMAP, "Status": MAP, "UsageData": ANY,
 })  # fmt: skip
-IPAM_CONFIG = ("network.IPAMConfig", {**_fields("Subnet IPRange Gateway", ""),
-                                      "AuxiliaryAddresses": SMAP})  # fmt: skip
-NETWORK = ("network.Inspect", {
-    **_fields("Name Id Created Scope Driver", ""),
-    **_fields("EnableIPv4 EnableIPv6 Internal Attachable Ingress ConfigOnly", False),
+IPAM_CONFIG = ("network.IPAMConfig", {**_fields("Subnet IPRange Gateway", opt("")),
+                                      "AuxiliaryAddresses": opt(SMAP)})  # fmt: skip
+#: types.NetworkResource (network inspect), in Go's order
+NETWORK = ("types.NetworkResource", {
+    **_fields("Name Id Created Scope Driver", ""), "EnableIPv6": False,
+    "EnableIPv4": opt(False),  # API 1.47: named by templates, absent from 20.10's JSON
     "IPAM": ("network.IPAM", {"Driver": "", "Options": SMAP, "Config": listof(IPAM_CONFIG)}),
-    "ConfigFrom": ("network.ConfigReference", {"Network": ""}),
-    "Containers": mapof(("network.EndpointResource", _fields(
+    **_fields("Internal Attachable Ingress", False),
+    "ConfigFrom": ("network.ConfigReference", {"Network": ""}), "ConfigOnly": False,
+    "Containers": mapof(("types.EndpointResource", _fields(
         "Name EndpointID MacAddress IPv4Address IPv6Address", ""))),
-    "Options": SMAP, "Labels": SMAP, "Peers": LIST, "Services": MAP,
+    "Options": SMAP, "Labels": SMAP, "Peers": opt(LIST), "Services": opt(MAP),
 })  # fmt: skip
 
 

@@ -158,6 +158,9 @@ def test_network_settings_on_the_default_bridge(net) -> None:
     assert f"{bridge['IPAddress']}/{bridge['IPPrefixLen']}" == addr
     assert bridge["Gateway"] == cfg["gateway"] and bridge["MacAddress"] == mac
     assert bridge["EndpointID"] == ns["EndpointID"] and len(ns["EndpointID"]) == 64
+    cid = inspect(p, "web")["Id"]
+    listed = json.loads(p.out("network", "inspect", "bridge"))[0]["Containers"][cid]
+    assert listed["EndpointID"] == ns["EndpointID"]  # network inspect agrees
     assert len(ns["SandboxID"]) == 64 and os.path.exists(ns["SandboxKey"])
     # the container's network namespace is the one SandboxKey names
     pid = inspect(p, "web")["State"]["Pid"]

@@ -34,3 +34,28 @@ def test_host_and_none_have_ids_that_ls_and_inspect_agree_on(pd) -> None:
         # by id prefix too, and the same id on every call
         assert p.out("network", "inspect", "-f", "{{.Name}}", full[name][:12]).strip() == name
     assert p.out("network", "ls", "-q") == quiet
+
+
+#: types.NetworkResource of Docker 20.10 (moby v20.10.24 api/types/types.go), without
+#: its omitempty Peers and Services
+NETWORK_KEYS = [
+    "Name", "Id", "Created", "Scope", "Driver", "EnableIPv6", "IPAM", "Internal",
+    "Attachable", "Ingress", "ConfigFrom", "ConfigOnly", "Containers", "Options", "Labels",
+]  # fmt: skip
+
+
+def test_host_network_inspect_lists_its_running_containers(pd) -> None:
+    p = pd
+    p("run", "-d", "--network", "host", "--name", "h", "busybox", "sleep", "60", check=True)
+    p("create", "--network", "host", "--name", "idle", "busybox", check=True)
+    info = json.loads(p.out("network", "inspect", "host"))[0]
+    assert list(info) == NETWORK_KEYS
+    assert info["IPAM"] == {"Driver": "default", "Options": None, "Config": []}
+    cid = p.out("inspect", "-f", "{{.Id}}", "h").strip()
+    assert list(info["Containers"]) == [cid]  # running ones only, as Docker's endpoints
+    ep = info["Containers"][cid]
+    assert list(ep) == ["Name", "EndpointID", "MacAddress", "IPv4Address", "IPv6Address"]
+    assert ep["Name"] == "h" and ep["IPv4Address"] == ""
+    fmt = "{{.NetworkSettings.Networks.host.EndpointID}}"
+    assert ep["EndpointID"] == p.out("inspect", "-f", fmt, "h").strip()
+    p("rm", "-f", "h", "idle", check=True)
