@@ -248,7 +248,10 @@ def diff_size(root_dir: str | os.PathLike[str], changes: Iterable[Change]) -> in
     for ch in changes:
         if ch.kind == ChangeKind.DELETE:
             continue
-        st = os.lstat(root / ch.path.lstrip("/"))
+        try:
+            st = os.lstat(root / ch.path.lstrip("/"))
+        except FileNotFoundError:
+            continue  # removed by the running container since the changes were listed
         if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size

@@ -239,7 +239,9 @@ def cmd_diff(engine: Engine, a: argparse.Namespace) -> int:
     driver = engine.driver(rec["Driver"])
     if not driver.exists(rec["Id"]):
         raise EngineError(f"container {rec['Id'][:12]} has no writable layer")
-    for ch in driver.changes(rec["Id"]):
+    from .layerstubs import visible_changes
+
+    for ch in visible_changes(driver.changes(rec["Id"])):
         print(f"{ch.kind.letter} {ch.path}")
     return 0
 

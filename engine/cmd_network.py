@@ -28,7 +28,7 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
         out, failed = [], False
         for ref in a.networks:
             try:
-                out.append(manager.inspect_network(engine.root, ref))
+                out.append(_network_json(engine, manager.inspect_network(engine.root, ref)))
             except EngineError as e:
                 eprint(f"Error response from daemon: {e}")
                 failed = True
@@ -67,6 +67,26 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
     else:
         raise EngineError("usage: pydock network create|ls|inspect|rm|prune|connect|disconnect")
     return 0
+
+
+def _network_json(engine: Engine, info: dict) -> dict:
+    """``network inspect``'s object as Docker 20.10 writes types.NetworkResource: its
+    endpoints with the ids container inspect shows, and on host and none the running
+    containers that use them (endpoints without addresses, as Docker lists them)."""
+    from . import apitypes, containerview
+
+    recs = {r["Id"]: r for r in engine.containers.all()}
+    containers = info.setdefault("Containers", {})
+    for cid, ep in containers.items():
+        rec = recs.get(cid)
+        ep.setdefault("EndpointID", containerview.endpoint_id(rec, info["Id"]) if rec else "")
+    if info["Driver"] in ("host", "null"):
+        for cid, rec in recs.items():
+            mode = rec["HostConfig"].get("NetworkMode")
+            if mode == info["Name"] and containerview.is_running(rec):
+                eid = containerview.endpoint_id(rec, info["Id"])
+                containers[cid] = {"Name": rec["Name"].lstrip("/"), "EndpointID": eid}
+    return apitypes.complete(info, apitypes.NETWORK)
 
 
 #: Docker's network formatter (cli/command/network/formatter.go)

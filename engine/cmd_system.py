@@ -88,23 +88,9 @@ def _inspect_one(engine: Engine, ref: str, kind: str | None, size: bool = False)
 
 
 def _container(engine: Engine, rec: dict, size: bool) -> dict:
-    """A record as ``docker inspect`` shows it: State with Docker's derived Status
-    (paused, restarting), HostConfig and Mounts as recorded, GraphDriver from the driver,
-    SizeRw/SizeRootFs (``--size``) from tracked usage."""
-    from . import pslist
+    from .containerview import container_json
 
-    out = {k: v for k, v in rec.items() if k not in ("Creating", "Parent")}
-    out["State"] = {k: v for k, v in rec["State"].items() if k != "Owner"}
-    out["State"]["Status"] = pslist.state_word(rec)
-    out.setdefault("RestartCount", 0)
-    out.setdefault("HostConfig", {})
-    out.setdefault("Mounts", [])
-    drv = engine.driver(rec["Driver"])
-    data = drv.metadata(rec["Id"]) if drv.exists(rec["Id"]) else {}
-    out["GraphDriver"] = {"Name": rec["Driver"], "Data": data}
-    if size:
-        out["SizeRw"], out["SizeRootFs"] = pslist.sizes(engine, rec)
-    return out
+    return container_json(engine, rec, size)
 
 
 # -- system ---------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ the image's layers are shared, not copied. The new config is the image's, with t
 container's settings (Cmd, Entrypoint, Env, WorkingDir, User, Labels) and ``--change``
 instructions on top, and a history entry for the layer (image-spec config.md).
 
-A running container is frozen while its layer is exported (Docker's ``--pause``, default
-on), so the tar is one consistent state.
+The mount points the runtime made (/proc, /etc/hosts...) are left out, as Docker's init
+layer keeps them out of its commits (layerstubs). A running container is frozen while its
+layer is exported (Docker's ``--pause``, default on), so the tar is one consistent state.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def commit(
     import hashlib
     import tempfile
 
+    from . import layerstubs
     from .containers import alive
     from .reference import normalize
 
@@ -172,7 +174,14 @@ def commit(
     with tempfile.TemporaryFile(dir=engine.root) as spool:
         try:
             digest = hashlib.sha256()
-            driver.diff(cid, _Hashing(spool, digest))
+            dropped = layerstubs.hidden_paths(driver.changes(cid))
+            if not dropped:
+                driver.diff(cid, _Hashing(spool, digest))
+            else:  # the runtime's mount-point stubs stay out of the image (layerstubs)
+                with tempfile.TemporaryFile(dir=engine.root) as raw:
+                    driver.diff(cid, raw)
+                    raw.seek(0)
+                    layerstubs.filter_tar(raw, _Hashing(spool, digest), dropped)
         finally:
             if cgroup is not None:
                 cgroup.thaw()

@@ -1,10 +1,12 @@
 """``ps``: which containers to list (``--filter``), what each row says, and how it prints.
 
-Sizes (``-s``, or a format that uses ``.Size``) come from what the storage driver recorded:
-``driver.usage(id)`` for the writable layer and the image's layer sizes in layerdb for the
-virtual size. Nothing walks a tree here, so a running container shows its writable layer
-as of its last unmount (for a container that never stopped: what it held when created);
-the figure is brought up to date when the container stops and its layer is unmounted.
+Sizes (``-s``, or a format that uses ``.Size``) are Docker's: the writable layer's size
+is measured now, as ``driver.diff_size(id)`` (the regular-file bytes the layer adds to its
+parent: directories, empty mount-point stubs and whiteouts count nothing, hard links
+once, as moby's graphdriver DiffSize), so a running container shows what it holds at this
+moment and an untouched one ``0B``; the virtual size adds the image's layer sizes recorded
+in layerdb. Measuring walks the layer, which is why only ``-s`` asks for it (Docker's
+``ps -s`` walks too).
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from .format import ellipsis, human_size, since
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "exited")
-#: drivers whose layers are complete copies of their parent (usage counts the image too)
-FULL_COPY_DRIVERS = frozenset({"vfs"})
 
 #: column titles of the fields a --format template may use (Docker's)
 HEADERS = {
@@ -178,18 +178,14 @@ def select(engine, recs: list[dict], filters: dict[str, list[str]], all_: bool) 
 
 
 def sizes(engine, rec: dict) -> tuple[int, int]:
-    """(writable layer bytes, writable + image bytes) from recorded usage; never a walk."""
+    """(writable layer bytes, writable + image bytes), the layer measured now (Docker's
+    SizeRw and SizeRootFs)."""
     from ..drivers.base import DriverError
     from .images import store_name
 
     try:
         driver = engine.driver(rec["Driver"])
-        rw = driver.usage(rec["Id"]).size if driver.exists(rec["Id"]) else 0
-        parent = rec.get("Parent")
-        if rw and parent and driver.name in FULL_COPY_DRIVERS and driver.exists(parent):
-            # Its writable layer is a whole copy of the image: what the container added
-            # is the difference of the two recorded figures (never a walk).
-            rw = max(rw - driver.usage(parent).size, 0)
+        rw = driver.diff_size(rec["Id"]) if driver.exists(rec["Id"]) else 0
         image = engine.images.image_size(rec["Image"], store_name(driver))
     except (DriverError, OSError, ValueError):
         return 0, 0

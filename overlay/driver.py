@@ -461,7 +461,10 @@ def _regular_bytes(root: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue  # removed by the running container since the walk listed it
             if not stat.S_ISREG(st.st_mode):
                 continue
             if st.st_nlink > 1:

@@ -599,19 +599,50 @@ def disconnect(engine, ref: str, container: str) -> None:
 
 
 def list_networks(root: Path) -> list[dict]:
+    """Every network, ``host`` and ``none`` with their ids, in the order of Docker's CLI
+    (natural order of the names, cli/command/network/list.go)."""
     _, store = _store(root)
+    special = list(store.predefined().values())
+    nets = [dict(n, Scope="local") for n in store.read().networks.values()] + special
+    return sorted(nets, key=lambda n: natural_key(n["Name"]))
+
+
+def natural_key(name: str) -> list:
+    """Digit runs compare as numbers (moby's sortorder.NaturalLess): net2 < net10."""
+    import re
+
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def find_network(root: Path, ref: str) -> dict:
+    """A network by name, full id or unique id prefix, ``host`` and ``none`` included:
+    the bridge record, or the predefined one (Driver host or null)."""
+    _, store = _store(root)
+    special = store.predefined()
+    if ref in special:
+        return special[ref]
     st = store.read()
-    special = [
-        {"Id": "", "Name": n, "Driver": n if n != "none" else "null", "Scope": "local"}
-        for n in config.SPECIAL_MODES
+    if ref in st.networks:
+        return st.networks[ref]
+    hits = [
+        n for n in [*st.networks.values(), *special.values()] if ref and n["Id"].startswith(ref)
     ]
-    return [dict(n, Scope="local") for n in st.networks.values()] + special
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise InvalidInput(f"network {ref} is ambiguous ({len(hits)} matches found based on ID)")
+    raise NotFound(f"network {ref} not found")
 
 
 def inspect_network(root: Path, ref: str) -> dict:
+    net = find_network(root, ref)
+    if net["Driver"] != "bridge":  # host, none: no addresses, no options (Docker's)
+        return {"Name": net["Name"], "Id": net["Id"], "Created": net["Created"],
+                "Scope": "local", "Driver": net["Driver"],
+                "IPAM": {"Driver": "default", "Options": None, "Config": []},
+                "Containers": {}, "Options": {}, "Labels": {}}  # fmt: skip
     _, store = _store(root)
     st = store.read()
-    net = st.network(ref)
     prefix = ipaddress.IPv4Network(net["Subnet"]).prefixlen
     return {
         "Name": net["Name"],

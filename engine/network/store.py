@@ -10,7 +10,8 @@ and the lock dies with a SIGKILLed holder. Shape::
                                           Pending?}], PoolDebt}},
      "containers": {id: {Name, NetNS, Ports: [...],
                          Endpoints: {network: {IPAddress, MacAddress, HostVeth}},
-                         Pooled?: {the pool entry it claimed}, Recycle?, Shared?}}}
+                         Pooled?: {the pool entry it claimed}, Recycle?, Shared?}},
+     "predefined": {"host" | "none": {Id, Created}}}
 
 Subnets must not overlap the host's routes, which are host-wide: choosing one also holds
 the host-wide lock :data:`HOST_LOCK`, so two roots bringing up bridges at once cannot pick
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from ..containers import now
 from ..errors import Conflict, InvalidInput, NotFound
 from ..fsutil import FileLock, read_json, write_json
-from .config import DEFAULT_NETWORK, NetConfig
+from .config import DEFAULT_NETWORK, SPECIAL_MODES, NetConfig
 
 HOST_LOCK = "/run/pydock-network.lock"
 
@@ -46,9 +47,16 @@ class NetState:
     def __init__(self, data: dict) -> None:
         self.networks: dict[str, dict] = data.get("networks") or {}
         self.containers: dict[str, dict] = data.get("containers") or {}
+        #: ids of the networks that are no bridge (host, none): Docker's daemon gives
+        #: every network an id when it makes it, these at its first start
+        self.predefined: dict[str, dict] = data.get("predefined") or {}
 
     def dump(self) -> dict:
-        return {"networks": self.networks, "containers": self.containers}
+        return {
+            "networks": self.networks,
+            "containers": self.containers,
+            "predefined": self.predefined,
+        }
 
     # -- networks ----------------------------------------------------------------------
     def network(self, ref: str) -> dict:
@@ -220,6 +228,23 @@ class NetworkStore:
             state = self.read()
             yield state
             write_json(self.file, state.dump())
+
+    def predefined(self) -> dict[str, dict]:
+        """The records of ``host`` and ``none`` (Docker's drivers ``host`` and ``null``),
+        their ids made once, on first need, and kept: ``ls`` and ``inspect`` agree."""
+        state = self.read()
+        if any(n not in state.predefined for n in SPECIAL_MODES):
+            with self.locked() as state:
+                for name in SPECIAL_MODES:
+                    state.predefined.setdefault(
+                        name, {"Id": os.urandom(32).hex(), "Created": now()}
+                    )
+        return {
+            name: {"Id": state.predefined[name]["Id"], "Name": name,
+                   "Driver": "null" if name == "none" else name,
+                   "Created": state.predefined[name]["Created"], "Scope": "local"}
+            for name in SPECIAL_MODES
+        }  # fmt: skip
 
     def default_network(self, state: NetState) -> dict:
         """The default network's record, made on first use (its device comes up later)."""

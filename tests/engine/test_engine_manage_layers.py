@@ -4,11 +4,21 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 from helpers import mounts_below
+from imagetar import Entry, docker_save, layer_tar
+
+
+def wait_for(cond, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def test_ps_size_matches_what_the_container_wrote(pydock) -> None:
@@ -34,10 +44,30 @@ def test_ps_size_matches_what_the_container_wrote(pydock) -> None:
     assert rw.endswith("MB") and 1.04 <= float(rw[:-2]) <= 1.1, sizes["w"]
     image = float(sizes["idle"].partition(" (virtual ")[2].rstrip("MB)"))
     assert abs(float(virtual.rstrip("MB)")) - (image + float(rw[:-2]))) < 0.02
-    idle_rw = sizes["idle"].partition(" ")[0]
-    assert idle_rw.endswith("kB") or idle_rw == "0B"  # an empty layer: a directory or two
+    assert sizes["idle"].partition(" ")[0] == "0B"  # nothing written: Docker's 0B
     obj = p.out("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "w").split()
     assert 1048576 <= int(obj[0]) < 1100000 and int(obj[1]) > int(obj[0])
+
+
+def test_ps_size_of_a_running_container_is_measured_now(pydock) -> None:
+    """Docker measures the writable layer when asked: 2 MiB written by a container that is
+    still running shows as 2.1MB, a started container that wrote nothing as 0B (its mount
+    point stubs hold no bytes), not the figure of the layer's last unmount."""
+    p = pydock
+    script = "head -c 2097152 /dev/urandom > /blob && touch /done; exec sleep 60"
+    p("run", "-d", "--name", "w", "busybox", "sh", "-c", script, check=True)
+    p("run", "-d", "--name", "idle", "busybox", "sleep", "60", check=True)
+    wait_for(lambda: p("exec", "w", "test", "-f", "/done").returncode == 0)
+    sizes = dict(
+        line.split("\t")
+        for line in p.out("ps", "-s", "--format", "{{.Names}}\t{{.Size}}").splitlines()
+    )
+    image = sizes["idle"].partition(" (virtual ")[2].rstrip(")")
+    assert sizes["idle"] == f"0B (virtual {image})"
+    assert sizes["w"].startswith("2.1MB (virtual "), sizes
+    rw = int(p.out("inspect", "-s", "-f", "{{.SizeRw}}", "w"))
+    assert rw == 2097152  # the blob; /done and the stubs are empty
+    p("rm", "-f", "w", "idle", check=True)
 
 
 def test_diff_lists_added_changed_deleted(pydock) -> None:
@@ -52,6 +82,56 @@ def test_diff_lists_added_changed_deleted(pydock) -> None:
     assert "C /etc" in lines and "C /tmp" in lines
     assert lines == sorted(lines, key=lambda line: line[2:])
     assert p("diff", "nosuch").returncode == 1
+
+
+def _bare_image(scratch: Path) -> Path:
+    """An image of /bin alone: no /dev, /proc, /sys or /etc for the runtime to find."""
+    entries = [
+        Entry("bin/", type=tarfile.DIRTYPE, mode=0o755),
+        Entry("bin/busybox", Path("/bin/busybox").read_bytes(), mode=0o755),
+    ]
+    entries += [Entry(f"bin/{n}", type=tarfile.SYMTYPE, link="busybox")
+                for n in ("sh", "true", "echo", "mkdir", "cat", "sleep")]  # fmt: skip
+    layer = layer_tar(entries)
+    archive = scratch / "bare.tar"
+    archive.write_bytes(docker_save([layer], "bare:1"))
+    return archive
+
+
+def _last_layer_names(p, image: str, scratch: Path) -> set[str]:
+    """The entry names of ``image``'s top layer, from a ``save`` archive."""
+    out = scratch / "saved.tar"
+    p("save", "-o", str(out), image, check=True)
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        data = tar.extractfile(manifest[0]["Layers"][-1]).read()  # type: ignore[union-attr]
+    with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+        return {m.name.rstrip("/") for m in layer.getmembers()}
+
+
+def test_diff_and_commit_leave_out_the_runtime_stubs(pydock, scratch: Path) -> None:
+    """Docker's init layer holds the mount points the runtime makes (/dev, /proc, /sys,
+    /etc/hosts, /etc/hostname, /etc/resolv.conf, and /etc for them): a fresh container
+    diffs empty and commits an empty layer; what the container writes to /etc/hosts goes
+    to its own copy, not the layer."""
+    p = pydock
+    p("load", "-i", str(_bare_image(scratch)), check=True)
+    p("run", "--name", "fresh", "bare:1", "true", check=True)
+    assert p.out("diff", "fresh") == ""
+    p("run", "-d", "--name", "up", "busybox", "sleep", "60", check=True)
+    assert p.out("diff", "up") == ""  # busybox has /etc, without the three files
+    p("rm", "-f", "up", check=True)
+    script = "echo hi > /etc/hosts; mkdir /etc/app; echo x > /etc/app/conf; mkdir /w"
+    p("run", "--name", "w", "bare:1", "sh", "-c", script, check=True)
+    assert p.out("diff", "w").splitlines() == ["C /etc", "A /etc/app", "A /etc/app/conf", "A /w"]
+    cid = p.out("inspect", "-f", "{{.Id}}", "w").strip()
+    assert (p.root / "containers" / cid / "hosts").read_text() == "hi\n"
+    p("commit", "w", "bare:w", check=True)
+    assert _last_layer_names(p, "bare:w", scratch) == {"etc", "etc/app", "etc/app/conf", "w"}
+    p("commit", "fresh", "bare:fresh", check=True)
+    assert _last_layer_names(p, "bare:fresh", scratch) == set()
+    # the committed image runs, and its /etc/app came along
+    assert p.out("run", "--rm", "bare:w", "cat", "/etc/app/conf") == "x\n"
 
 
 def test_commit_makes_an_image_with_the_layer_and_config(pydock) -> None:
