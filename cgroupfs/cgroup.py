@@ -166,10 +166,12 @@ class Cgroup:
     def apply(self, resources: dict, *, strict: bool = True) -> list[str]:
         """Apply OCI ``linux.resources``.
 
-        A requested limit this host cannot enforce (v2 device rules without eBPF, swap
-        without swap accounting, unknown fields...) raises CgroupError when ``strict``;
+        A requested limit this host cannot enforce (swap without swap accounting, unknown
+        fields...) raises CgroupError when ``strict``;
         otherwise it is returned as a warning line, so the caller decides, never silence.
-        On hybrid hosts the v1 hierarchies carry the controllers.
+        On hybrid hosts the v1 hierarchies carry the controllers (device rules included:
+        the v1 devices controller, as runc does there); on v2, device rules become an eBPF
+        program attached to the cgroup (devfilter.py), and a refused load is an error.
         """
         warnings: list[str] = []
         note = strict_note if strict else warnings.append
