@@ -52,7 +52,10 @@ def _write(d: str, name: str, value: str, controller: str) -> None:
     if not fsio.try_write(f"{d}/{name}", value):
         raise CgroupError(
             f"cannot set {name}: the {controller} controller is not enabled for {d} "
-            f"(the parent's cgroup.subtree_control does not delegate it)"
+            f"(its parent does not delegate it, and cannot while other processes sit in it: "
+            f"cgroup v2's no-internal-processes rule; start pydock in a cgroup of its own, "
+            f"e.g. systemd-run --scope -p Delegate=yes, or give --cgroup-parent a cgroup "
+            f"that delegates it)"
         )
 
 
