@@ -7,7 +7,7 @@ attached along the cgroup's path whether an open(2) or mknod(2) of a device node
 BPF_F_ALLOW_MULTI every program on the path must allow). The OCI rules are evaluated in
 order with the last matching rule deciding (v1's devices.allow/deny semantics, as runc and
 crun apply them), so the program tests the rules in reverse and the first match returns;
-no match denies, as in crun's and runc's filters.
+no match denies, as crun's filter does.
 
 The program's input is struct bpf_cgroup_dev_ctx (include/uapi/linux/bpf.h):
 ``access_type`` (type in the low 16 bits: BPF_DEVCG_DEV_BLOCK 1, _CHAR 2; access in the high
