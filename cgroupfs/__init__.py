@@ -1,4 +1,7 @@
-"""pydock.cgroupfs: a cgroup manager for cgroup v1, v2 and hybrid hosts (stdlib only).
+"""pydock.cgroupfs: a cgroup manager for cgroup v1, v2 and hybrid hosts.
+
+The standard library only, except v2 device rules: their eBPF program goes through
+nsutil's cffi module (bpf(2)), imported only when a v2 cgroup gets device rules.
 
 The engine codes against this surface: detect() the host layout once, build a Cgroup from
 the OCI linux.cgroupsPath, create/attach/apply(linux.resources)/stats/freeze/kill/destroy.

@@ -24,8 +24,14 @@ from .resources import strict_note
 from .stats import Stats
 
 # Controllers a pydock cgroup may use on v2; enabled in the subtree_control of intermediate
-# cgroups this object creates (never in a cgroup it did not create).
+# cgroups this object creates, and of the existing parent of a container's cgroup when it
+# does not delegate them yet (see _delegate_existing).
 _V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+
+# The v2 leaf a pydock process moves itself into when the cgroup it was started in holds
+# only itself and must delegate controllers to containers (systemd's init.scope, for the
+# same rule). A process in it counts the parent as its own cgroup (Cgroup._base).
+SELF_LEAF = "engine.leaf"
 
 
 def _live(pid: int) -> bool:
@@ -50,6 +56,7 @@ class Cgroup:
     # (the fake_v2 tests): on the real kernel mkdir populates the interface files.
     _mkdir = staticmethod(os.mkdir)
     _rmdir = staticmethod(os.rmdir)
+    _write = staticmethod(fsio.write)  # writes whose result is the kernel's rule (EBUSY)
 
     def __init__(
         self, path: str, layout: Layout | None = None, *, own: dict[str, str] | None = None
@@ -81,6 +88,8 @@ class Cgroup:
             base = own[name]
         except KeyError:
             raise CgroupError(f"the calling process has no {name} cgroup") from None
+        if name == UNIFIED and base.endswith("/" + SELF_LEAF):
+            base = posixpath.dirname(base)  # moved there by _delegate_existing
         root = self.layout.root_of(name)
         if root == "/":
             return base
@@ -126,6 +135,10 @@ class Cgroup:
         mounts = dict(zip(self.paths.values(), self.layout.hierarchies.values(), strict=True))
         for d in self._dirs:
             self._mkdir_p(d, mounts[d])
+        if self._v2 and self._unified is not None:
+            parent = posixpath.dirname(self._unified)
+            if parent not in self._created and parent != self.layout.hierarchies[UNIFIED]:
+                self._delegate_existing(parent)
         if self._created and "cpuset" in self.paths:
             self._fill_cpuset(self.layout.hierarchies["cpuset"])
 
@@ -156,6 +169,48 @@ class Cgroup:
         if want:
             fsio.write(f"{d}/cgroup.subtree_control", want)
 
+    def _delegate_existing(self, d: str) -> None:
+        """v2: let the existing parent ``d`` of the container's cgroup (the caller's own
+        cgroup, or a --cgroup-parent) delegate the controllers it has, as runc's fs2
+        manager enables them along a cgroup's path. Costs two reads when it already does.
+
+        A cgroup holding processes cannot delegate (the "no internal processes" rule,
+        cgroup-v2.rst): the write fails with EBUSY. When the only process there is this
+        one (a service or a CI job running pydock), it moves itself into SELF_LEAF below
+        ``d`` (its own PID only, staying inside the caller's subtree) and enables them
+        then. Other processes there (a login shell in its session scope) cannot be moved:
+        the cgroup gets no controllers and a limit fails saying why (v2._write). On
+        hybrid hosts this never runs: their controllers are v1's.
+        """
+        avail = fsio.read(f"{d}/cgroup.controllers").split()
+        have = set(fsio.read(f"{d}/cgroup.subtree_control").split())
+        want = " ".join(f"+{c}" for c in _V2_CONTROLLERS if c in avail and c not in have)
+        if not want or self._enable(d, want):
+            return
+        me = str(os.getpid())
+        if fsio.read(f"{d}/cgroup.procs").split() != [me]:
+            return
+        leaf = f"{d}/{SELF_LEAF}"
+        try:
+            self._mkdir(leaf, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise CgroupError(f"cannot create cgroup {leaf}: {e.strerror}") from e
+        self._write(f"{leaf}/cgroup.procs", me)
+        self._enable(d, want)
+
+    def _enable(self, d: str, want: str) -> bool:
+        """Write ``want`` to d's subtree_control; False when the kernel refuses (EBUSY:
+        members of its own; the limits then say what is missing)."""
+        try:
+            self._write(f"{d}/cgroup.subtree_control", want)
+        except CgroupError as e:
+            if isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EBUSY:
+                return False
+            raise
+        return True
+
     def attach(self, pid: int) -> None:
         """Move ``pid`` (a whole process) into this cgroup in every hierarchy."""
         for d in self._dirs:
@@ -166,10 +221,12 @@ class Cgroup:
     def apply(self, resources: dict, *, strict: bool = True) -> list[str]:
         """Apply OCI ``linux.resources``.
 
-        A requested limit this host cannot enforce (v2 device rules without eBPF, swap
-        without swap accounting, unknown fields...) raises CgroupError when ``strict``;
+        A requested limit this host cannot enforce (swap without swap accounting, unknown
+        fields...) raises CgroupError when ``strict``;
         otherwise it is returned as a warning line, so the caller decides, never silence.
-        On hybrid hosts the v1 hierarchies carry the controllers.
+        On hybrid hosts the v1 hierarchies carry the controllers (device rules included:
+        the v1 devices controller, as runc does there); on v2, device rules become an eBPF
+        program attached to the cgroup (devfilter.py), and a refused load is an error.
         """
         warnings: list[str] = []
         note = strict_note if strict else warnings.append

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import fsio
 from .errors import CgroupError
-from .resources import Note, given, is_all_devices, other_groups, unknown_keys
+from .resources import Note, given, other_groups, unknown_keys
 from .stats import Stats
 
 
@@ -52,7 +52,10 @@ def _write(d: str, name: str, value: str, controller: str) -> None:
     if not fsio.try_write(f"{d}/{name}", value):
         raise CgroupError(
             f"cannot set {name}: the {controller} controller is not enabled for {d} "
-            f"(the parent's cgroup.subtree_control does not delegate it)"
+            f"(its parent does not delegate it, and cannot while other processes sit in it: "
+            f"cgroup v2's no-internal-processes rule; start pydock in a cgroup of its own, "
+            f"e.g. systemd-run --scope -p Delegate=yes, or give --cgroup-parent a cgroup "
+            f"that delegates it)"
         )
 
 
@@ -114,12 +117,12 @@ def _io(d: str, bio: dict, note: Note) -> None:
     unknown_keys("blockIO", bio, ("weight",), note)
 
 
-def _devices(rules: list[dict], note: Note) -> None:
+def _devices(d: str, rules: list[dict]) -> None:
     # v2 has no devices files: device access is filtered by a BPF_PROG_TYPE_CGROUP_DEVICE
-    # program attached to the cgroup. Only "allow everything" needs no program.
-    if all(r.get("allow") and is_all_devices(r) for r in rules):
-        return
-    note("devices: device rules need an eBPF device filter, which this backend does not attach")
+    # program attached to the cgroup (devfilter.py; imported here, off v1 hosts' path).
+    from . import devfilter
+
+    devfilter.apply(d, rules)
 
 
 def _unified(d: str, files: dict[str, str], note: Note) -> None:
@@ -143,7 +146,7 @@ def apply(d: str, resources: dict, note: Note) -> None:
     if resources.get("blockIO"):
         _io(d, resources["blockIO"], note)
     if resources.get("devices"):
-        _devices(resources["devices"], note)
+        _devices(d, resources["devices"])
     if resources.get("unified"):
         _unified(d, resources["unified"], note)
     other_groups(resources, note)

@@ -47,6 +47,10 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("--privileged", action="store_true")
+    p.add_argument("--device", action="append", default=[])
+    p.add_argument("--device-cgroup-rule", action="append", default=[])
+    p.add_argument("--cgroupns", help="host or private (default: private on cgroup v2, "
+                   "host on v1 and hybrid hosts, as Docker 20.10)")  # fmt: skip
     p.add_argument("--security-opt", action="append", default=[])
     p.add_argument("--read-only", action="store_true")
     p.add_argument("-v", "--volume", action="append", default=[])

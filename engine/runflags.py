@@ -59,6 +59,24 @@ def _mounts(a: argparse.Namespace) -> list[dict]:
     return mounts
 
 
+def _devices(a: argparse.Namespace) -> dict:
+    if not a.device and not a.device_cgroup_rule:
+        return {}
+    from .devices import parse_cgroup_rule, parse_device
+
+    return {
+        "devices": [parse_device(v) for v in a.device],
+        "device_cgroup_rules": [parse_cgroup_rule(v) for v in a.device_cgroup_rule],
+    }
+
+
+def _cgroupns(value: str | None) -> str | None:
+    if value in (None, "host", "private"):
+        return value
+    raise InvalidInput(f"invalid argument {value!r} for \"--cgroupns\" flag: --cgroupns: "
+                       "invalid CGROUP mode (want host or private)", 125)  # fmt: skip
+
+
 def options(a: argparse.Namespace) -> dict:
     """RunOptions keyword arguments for the flags this module owns."""
     from .security import capabilities, parse_security_opts
@@ -80,4 +98,6 @@ def options(a: argparse.Namespace) -> dict:
         "binds": list(a.volume),
         "mounts": _mounts(a) if a.volume or a.mount else [],
         "labels": _labels(a.label),
+        "cgroupns": _cgroupns(a.cgroupns),
+        **_devices(a),
     }

@@ -102,6 +102,14 @@ DEFAULT_MOUNTS = [
         "options": ["nosuid", "noexec", "nodev", "ro"],
     },
     {
+        # the container's own cgroups, read-only (rw with --privileged), as moby's
+        # oci/defaults.go mounts them; nsutil.rootfs builds the per-host layout
+        "destination": "/sys/fs/cgroup",
+        "type": "cgroup",
+        "source": "cgroup",
+        "options": ["ro", "nosuid", "noexec", "nodev"],
+    },
+    {
         "destination": "/dev/mqueue",
         "type": "mqueue",
         "source": "mqueue",
@@ -125,7 +133,7 @@ class RunOptions:
     __slots__ = ("command", "entrypoint", "env", "workdir", "user", "hostname", "network",
                  "cgroup_parent", "publish", "publish_all", "limits", "cap_add", "cap_drop",
                  "privileged", "security_opt", "read_only", "binds", "mounts",
-                 "labels")  # fmt: skip
+                 "labels", "devices", "device_cgroup_rules", "cgroupns")  # fmt: skip
 
     def __init__(
         self,
@@ -148,6 +156,9 @@ class RunOptions:
         binds: list[str] | None = None,  # -v values as given (HostConfig.Binds)
         mounts: list[dict] | None = None,  # -v/--mount parsed into mount points (volumes.py)
         labels: dict[str, str] | None = None,
+        devices: list[dict] | None = None,  # --device as HostConfig.Devices (devices.py)
+        device_cgroup_rules: list[str] | None = None,  # --device-cgroup-rule values
+        cgroupns: str | None = None,  # --cgroupns host|private; None: the host's default
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -168,6 +179,9 @@ class RunOptions:
         self.binds = binds or []
         self.mounts = mounts or []
         self.labels = labels or {}
+        self.devices = devices or []
+        self.device_cgroup_rules = device_cgroup_rules or []
+        self.cgroupns = cgroupns
 
 
 def process_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -302,7 +316,9 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     """The runtime spec for one container whose merged root is mounted at ``rootfs``."""
     cfg = image_config.get("config") or {}
     hostname = default_hostname(opts, container_id)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if cgroupns_mode(opts) == "private":
+        namespaces.append({"type": "cgroup"})
     if opts.network != "host":
         namespaces.append({"type": "network"})
     # One flat cgroup per container, "pydock-<id>" (the name the record's cleanup derives,
@@ -337,6 +353,17 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     return apply_run_options(doc, opts, caps)
 
 
+def cgroupns_mode(opts: RunOptions) -> str:
+    """--cgroupns, else Docker 20.10's default-cgroupns-mode: "private" on cgroup v2,
+    "host" on v1 and hybrid hosts (where the container still sees only its own cgroups
+    in /sys/fs/cgroup: nsutil.rootfs bind-mounts their directories, as runc does)."""
+    if opts.cgroupns:
+        return opts.cgroupns
+    from ..cgroupfs.layout import detect
+
+    return "private" if detect().mode == "v2" else "host"
+
+
 def host_config(opts: RunOptions) -> dict:
     """What the limit, security and volume flags add to the record's HostConfig, under
     Docker's names (``inspect`` shows them)."""
@@ -347,6 +374,9 @@ def host_config(opts: RunOptions) -> dict:
         CapAdd=list(opts.cap_add) or None,
         CapDrop=list(opts.cap_drop) or None,
         Privileged=opts.privileged,
+        Devices=list(opts.devices),
+        DeviceCgroupRules=list(opts.device_cgroup_rules) or None,
+        CgroupnsMode=cgroupns_mode(opts),
         SecurityOpt=list(opts.security_opt) or None,
         ReadonlyRootfs=opts.read_only,
         Binds=list(opts.binds) or None,
@@ -370,7 +400,9 @@ def apply_run_options(doc: dict, opts: RunOptions, caps: list[str]) -> dict:
 
     --privileged lifts Docker's confinement as Docker does: every capability, every device
     (the host's /dev nodes created in the container, all allowed by the device cgroup), no
-    masked or read-only paths, /sys writable, no seccomp filter.
+    masked or read-only paths, /sys and /sys/fs/cgroup writable, no seccomp filter; the
+    --device flags then add nothing (moby's WithDevices ignores them too). Otherwise
+    --device and --device-cgroup-rule come after the default device rules.
     """
     from . import limits
 
@@ -379,6 +411,12 @@ def apply_run_options(doc: dict, opts: RunOptions, caps: list[str]) -> dict:
     from .security import host_devices, parse_security_opts
 
     sec = parse_security_opts(opts.security_opt)
+    if not opts.privileged and (opts.devices or opts.device_cgroup_rules):
+        from .devices import spec_devices
+
+        devs, rules = spec_devices(opts.devices, opts.device_cgroup_rules)
+        linux.setdefault("devices", []).extend(devs)
+        linux["resources"]["devices"].extend(rules)
     doc["process"]["noNewPrivileges"] = sec.no_new_privileges
     doc["root"]["readonly"] = opts.read_only
     if opts.privileged:
@@ -387,7 +425,7 @@ def apply_run_options(doc: dict, opts: RunOptions, caps: list[str]) -> dict:
         linux["maskedPaths"] = []
         linux["readonlyPaths"] = []
         for m in doc["mounts"]:
-            if m["destination"] == "/sys":
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m["options"] if o != "ro"]
     elif sec.seccomp != "unconfined":
         from .seccomp import default_oci, load_profile, to_oci

@@ -1,10 +1,11 @@
 """cffi build script (API mode): compiled at install time into pydock.nsutil._native.
 
 Binds the kernel calls Python's ``os`` module lacks (namespaces, mounts, the new mount API,
-clone3, capabilities, prctl). Everything goes through ``syscall(2)`` with our own struct
-definitions where glibc wrappers or uapi headers may be missing or clash (glibc's
-<sys/mount.h> and <linux/mount.h> cannot both be included before glibc 2.37), so the module
-builds on any glibc >= 2.28 and any kernel headers; the kernel decides at run time what works.
+clone3, capabilities, prctl, and the bpf(2) commands cgroup v2 device filters need).
+Everything goes through ``syscall(2)`` with our own struct definitions where glibc
+wrappers or uapi headers may be missing or clash (glibc's <sys/mount.h> and <linux/mount.h>
+cannot both be included before glibc 2.37), so the module builds on any glibc >= 2.28 and
+any kernel headers; the kernel decides at run time what works.
 
 Python sees ``pd_*`` helpers (C wrappers) plus libc's ``mount``/``umount2``/``unshare``/...
 Errors come back as -1 with ``ffi.errno`` set; nsutil.syscalls turns them into OSError.
@@ -47,6 +48,7 @@ PR_CAP_AMBIENT_LOWER PR_CAP_AMBIENT_CLEAR_ALL
 LINUX_CAPABILITY_VERSION_3 LINUX_CAPABILITY_U32S_3
 TIOCGPTN TIOCSPTLCK TIOCGPTPEER TIOCSCTTY
 MADV_POPULATE_WRITE
+PD_BPF_PROG_TYPE_CGROUP_DEVICE PD_BPF_CGROUP_DEVICE PD_BPF_F_ALLOW_MULTI
 """
 
 _CDEF = """
@@ -92,6 +94,13 @@ int madvise(void *addr, size_t length, int advice);
 int pd_capget(struct pd_cap_header *hdr, struct pd_cap_data *data);
 int pd_capset(struct pd_cap_header *hdr, const struct pd_cap_data *data);
 long pd_clone3(uint64_t flags, uint64_t exit_signal, int cgroup_fd, int *pidfd_out);
+int pd_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
+                     const char *license, const char *name, char *log_buf, uint32_t log_size);
+int pd_bpf_prog_attach(int target_fd, int prog_fd, uint32_t attach_type, uint32_t flags);
+int pd_bpf_prog_detach(int target_fd, int prog_fd, uint32_t attach_type);
+int pd_bpf_prog_query(int target_fd, uint32_t attach_type, uint32_t *prog_ids,
+                      uint32_t *prog_cnt, uint32_t *attach_flags);
+int pd_bpf_prog_get_fd_by_id(uint32_t prog_id);
 """
 
 _SOURCE = r"""
@@ -266,6 +275,127 @@ PyAPI_FUNC(void) PyOS_AfterFork_Child(void);
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41) /* Linux 4.13 */
 #endif
+
+/* ---- bpf(2) (include/uapi/linux/bpf.h), without that header: only what cgroup device
+   programs use. Every command takes a zeroed 512-byte attr: the kernel accepts a larger
+   attr whose tail is zero, and BPF_PROG_QUERY writes back fields (revision, 6.6+) beyond
+   the ones named here, which must land inside our buffer. ---- */
+#ifndef SYS_bpf
+#define SYS_bpf __NR_bpf
+#endif
+#define PD_BPF_PROG_LOAD 5
+#define PD_BPF_PROG_ATTACH 8
+#define PD_BPF_PROG_DETACH 9
+#define PD_BPF_PROG_GET_FD_BY_ID 13
+#define PD_BPF_PROG_QUERY 16
+#define PD_BPF_PROG_TYPE_CGROUP_DEVICE 15
+#define PD_BPF_CGROUP_DEVICE 6
+#define PD_BPF_F_ALLOW_MULTI 2
+
+union pd_bpf_attr {
+    struct { /* BPF_PROG_LOAD */
+        uint32_t prog_type;
+        uint32_t insn_cnt;
+        uint64_t insns;
+        uint64_t license;
+        uint32_t log_level;
+        uint32_t log_size;
+        uint64_t log_buf;
+        uint32_t kern_version;
+        uint32_t prog_flags;
+        char prog_name[16];
+    } load;
+    struct { /* BPF_PROG_ATTACH / BPF_PROG_DETACH */
+        uint32_t target_fd;
+        uint32_t attach_bpf_fd;
+        uint32_t attach_type;
+        uint32_t attach_flags;
+    } attach;
+    struct { /* BPF_PROG_QUERY */
+        uint32_t target_fd;
+        uint32_t attach_type;
+        uint32_t query_flags;
+        uint32_t attach_flags;
+        uint64_t prog_ids;
+        uint32_t prog_cnt;
+    } query;
+    struct { /* BPF_PROG_GET_FD_BY_ID */
+        uint32_t prog_id;
+        uint32_t next_id;
+        uint32_t open_flags;
+    } get_id;
+    unsigned char raw[512];
+};
+
+static int pd_bpf(int cmd, union pd_bpf_attr *attr)
+{
+    return (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int pd_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
+                            const char *license, const char *name, char *log_buf,
+                            uint32_t log_size)
+{
+    union pd_bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.load.prog_type = prog_type;
+    attr.load.insn_cnt = insn_cnt;
+    attr.load.insns = (uint64_t)(uintptr_t)insns;
+    attr.load.license = (uint64_t)(uintptr_t)license;
+    if (log_buf != NULL && log_size > 0) {
+        attr.load.log_level = 1;
+        attr.load.log_size = log_size;
+        attr.load.log_buf = (uint64_t)(uintptr_t)log_buf;
+    }
+    strncpy(attr.load.prog_name, name, sizeof(attr.load.prog_name) - 1);
+    return pd_bpf(PD_BPF_PROG_LOAD, &attr);
+}
+
+static int pd_bpf_prog_attach(int target_fd, int prog_fd, uint32_t attach_type, uint32_t flags)
+{
+    union pd_bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attach.target_fd = (uint32_t)target_fd;
+    attr.attach.attach_bpf_fd = (uint32_t)prog_fd;
+    attr.attach.attach_type = attach_type;
+    attr.attach.attach_flags = flags;
+    return pd_bpf(PD_BPF_PROG_ATTACH, &attr);
+}
+
+static int pd_bpf_prog_detach(int target_fd, int prog_fd, uint32_t attach_type)
+{
+    union pd_bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attach.target_fd = (uint32_t)target_fd;
+    attr.attach.attach_bpf_fd = (uint32_t)prog_fd;
+    attr.attach.attach_type = attach_type;
+    return pd_bpf(PD_BPF_PROG_DETACH, &attr);
+}
+
+static int pd_bpf_prog_query(int target_fd, uint32_t attach_type, uint32_t *prog_ids,
+                             uint32_t *prog_cnt, uint32_t *attach_flags)
+{
+    union pd_bpf_attr attr;
+    int rc;
+    memset(&attr, 0, sizeof(attr));
+    attr.query.target_fd = (uint32_t)target_fd;
+    attr.query.attach_type = attach_type;
+    attr.query.prog_ids = (uint64_t)(uintptr_t)prog_ids;
+    attr.query.prog_cnt = *prog_cnt;
+    rc = pd_bpf(PD_BPF_PROG_QUERY, &attr);
+    /* also on ENOSPC, when prog_cnt says how many there are */
+    *prog_cnt = attr.query.prog_cnt;
+    *attach_flags = attr.query.attach_flags;
+    return rc;
+}
+
+static int pd_bpf_prog_get_fd_by_id(uint32_t prog_id)
+{
+    union pd_bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.get_id.prog_id = prog_id;
+    return pd_bpf(PD_BPF_PROG_GET_FD_BY_ID, &attr);
+}
 
 /* ---- capabilities (include/uapi/linux/capability.h), without that header ---- */
 #define LINUX_CAPABILITY_VERSION_3 0x20080522

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pydock.nsutil import syscalls as sc
@@ -269,44 +269,78 @@ def _set_propagation(path: str, opts: MountOptions) -> None:
         sc.mount(None, path, None, prop)
 
 
-def _parse_mountinfo() -> list[tuple[str, str, str, str]]:
-    """(mount point, fstype, source, super options) of each line of /proc/self/mountinfo."""
+def _parse_mountinfo() -> list[tuple[str, str, str, str, str]]:
+    """(mount point, fstype, source, super options, root) of each line of
+    /proc/self/mountinfo."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
             mnt = fields[4].replace("\\040", " ")
-            out.append((mnt, fields[sep + 1], fields[sep + 2], fields[sep + 3]))
+            out.append((mnt, fields[sep + 1], fields[sep + 2], fields[sep + 3], fields[3]))
     return out
 
 
-def _mount_cgroup(root: str, target: str, opts: MountOptions) -> None:
-    """Mount type "cgroup": the cgroup hierarchies as seen from the container's cgroup ns.
+def _controllers(fstype: str, superopts: str) -> frozenset[str]:
+    """The key a hierarchy has in /proc/self/cgroup: its controllers and name= (v1), or
+    nothing (cgroup2's "0::" line)."""
+    if fstype == "cgroup2":
+        return frozenset()
+    flags = {"rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode",
+             "favordynmods", "nsdelegate"}  # fmt: skip
+    return frozenset(o for o in superopts.split(",")
+                     if o not in flags and not o.startswith("release_agent="))  # fmt: skip
 
-    On a pure v2 host this is one cgroup2 mount. On v1/hybrid hosts a read-only tmpfs holds
-    one mount per hierarchy the host has under /sys/fs/cgroup (plus the host's alias
-    symlinks such as cpu -> cpu,cpuacct); mounting an already-mounted v1 hierarchy again with
-    the same controllers yields the same hierarchy, rooted at our cgroup namespace.
+
+def _own_cgroups() -> dict[frozenset[str], str]:
+    """This process's cgroup per hierarchy, keyed as _controllers() keys them."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[frozenset(c for c in ctrls.split(",") if c)] = path
+    return out
+
+
+def _mount_cgroup(root: str, target: str, opts: MountOptions, cgroupns: bool) -> None:
+    """Mount type "cgroup": the container's own cgroups, as runc lays them out.
+
+    A pure v2 host gets one cgroup2 mount (rooted at the container's cgroup when it has a
+    cgroup namespace, the whole tree with --cgroupns host, as runc mounts it). v1/hybrid
+    hosts get a tmpfs holding one directory per hierarchy the host has under
+    /sys/fs/cgroup, plus its alias symlinks (cpu -> cpu,cpuacct). With a cgroup namespace
+    each is a fresh mount of the hierarchy (same controllers: the same hierarchy, rooted
+    at the namespace); without one (Docker's default on v1) each is a bind mount of the
+    container's own directory in it, found from /proc/self/cgroup. Either way this runs
+    once the process is in its cgroups, before pivot_root (the host's mounts are the
+    sources).
     """
     flags = opts.flags & ~(L.MS_BIND | L.MS_REC)
     mounts = _parse_mountinfo()
-    hier = [
-        (mnt, fstype, superopts)
-        for mnt, fstype, _src, superopts in mounts
-        if fstype in ("cgroup", "cgroup2") and os.path.dirname(mnt) == "/sys/fs/cgroup"
-    ]
     top = [m for m in mounts if m[0] == "/sys/fs/cgroup"]
     if top and top[-1][1] == "cgroup2":
         with _pinned(root, target) as t:
             sc.mount("cgroup2", t, "cgroup2", flags)
         return
+    own = {} if cgroupns else _own_cgroups()
     with _pinned(root, target) as t:
         sc.mount("tmpfs", t, "tmpfs", flags & ~L.MS_RDONLY, "mode=755")
-    for mnt, fstype, superopts in hier:
+    for mnt, fstype, _src, superopts, mroot in mounts:
+        if fstype not in ("cgroup", "cgroup2") or os.path.dirname(mnt) != "/sys/fs/cgroup":
+            continue
         sub = os.path.join(target, os.path.basename(mnt))
         os.makedirs(sub, exist_ok=True)
-        if fstype == "cgroup2":
+        if not cgroupns:
+            path = own.get(_controllers(fstype, superopts))
+            if path is None:
+                continue  # a hierarchy this process is not in (none on a sane host)
+            # /proc/self/cgroup paths are from the hierarchy's root; the mount may show a
+            # sub-cgroup of it (a bind, as inside another container)
+            rel = os.path.relpath(path, mroot) if mroot != "/" else path.lstrip("/")
+            sc.mount(os.path.normpath(os.path.join(mnt, rel)), sub, None, L.MS_BIND)
+            set_attrs(sub, *_attrs_from_flags(flags, 0))
+        elif fstype == "cgroup2":
             sc.mount("cgroup2", sub, "cgroup2", flags)
         else:
             data = ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
@@ -318,13 +352,14 @@ def _mount_cgroup(root: str, target: str, opts: MountOptions) -> None:
         set_attrs(target, L.MOUNT_ATTR_RDONLY)
 
 
-def mount_entry(root: str, m: dict) -> None:
-    """Perform one entry of the spec's ``mounts`` below ``root`` (before pivot_root)."""
+def mount_entry(root: str, m: dict, cgroupns: bool = True) -> None:
+    """Perform one entry of the spec's ``mounts`` below ``root`` (before pivot_root);
+    ``cgroupns``: whether the caller has its own cgroup namespace."""
     dest = m.get("destination")
     if not dest or not dest.startswith("/"):
         raise ValueError(f"mount destination must be absolute: {dest!r}")
     try:
-        _mount_entry(root, dest, m)
+        _mount_entry(root, dest, m, cgroupns)
     except OSError as e:
         what = m.get("type") or "bind"
         if e.strerror and "/proc/self/fd/" not in e.strerror:
@@ -334,7 +369,7 @@ def mount_entry(root: str, m: dict) -> None:
         raise OSError(e.errno, msg, dest) from None
 
 
-def _mount_entry(root: str, dest: str, m: dict) -> None:
+def _mount_entry(root: str, dest: str, m: dict, cgroupns: bool) -> None:
     opts = parse_options(m.get("options"))
     fstype = m.get("type") or None
     source = m.get("source")
@@ -353,7 +388,7 @@ def _mount_entry(root: str, dest: str, m: dict) -> None:
     else:
         target = prepare_target(root, dest, True)
         if fstype == "cgroup":
-            _mount_cgroup(root, target, opts)
+            _mount_cgroup(root, target, opts, cgroupns)
         else:
             with _pinned(root, target) as t:
                 sc.mount(source or fstype, t, fstype, opts.flags, opts.data_str)
@@ -471,8 +506,14 @@ def write_sysctls(sysctl: dict[str, str] | None) -> None:
             raise OSError(e.errno, f"sysctl {key}={value}: {e.strerror}", path) from None
 
 
-def setup(spec: dict) -> None:
-    """Everything between unshare(CLONE_NEWNS) and the user switch, in runc's order."""
+def setup(spec: dict, placed: Callable[[], None] | None = None) -> bool:
+    """Everything between unshare(CLONE_NEWNS) and the user switch, in runc's order.
+
+    ``placed`` blocks until the process is in its cgroups (and its cgroup namespace). The
+    spec's "cgroup" mounts need that, so they (and mounts below them) are made after the
+    other mounts, once ``placed()`` returned: the rest overlaps the parent's cgroup
+    attach, which takes milliseconds. True when ``placed`` was called.
+    """
     root_cfg = spec.get("root") or {}
     root = os.path.realpath(root_cfg.get("path", ""))
     if not os.path.isdir(root):
@@ -489,13 +530,19 @@ def setup(spec: dict) -> None:
     sc.mount(root, root, None, L.MS_BIND | L.MS_REC)
 
     dev_tmpfs = devpts = False
-    for m in spec.get("mounts") or []:
-        mount_entry(root, m)
+    cgroupns = has_cgroupns(spec)
+    now, late = _split_cgroup_mounts(spec.get("mounts") or [])
+    for m in now:
+        mount_entry(root, m, cgroupns)
         dest = os.path.normpath(m["destination"])
         if dest == "/dev":
             dev_tmpfs = m.get("type") == "tmpfs"
         elif dest == "/dev/pts" and m.get("type") == "devpts":
             devpts = True
+    if late and placed is not None:
+        placed()
+    for m in late:
+        mount_entry(root, m, cgroupns)
     create_devices(root, linux.get("devices"), dev_tmpfs)
     if devpts:
         _setup_ptmx(root)
@@ -510,3 +557,25 @@ def setup(spec: dict) -> None:
     if root_cfg.get("readonly"):
         set_attrs("/", L.MOUNT_ATTR_RDONLY)
     os.umask(old_umask)
+    return bool(late) and placed is not None
+
+
+def _split_cgroup_mounts(mounts: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the mounts to make at once, the cgroup mounts and those below them, in order)."""
+    tops: list[str] = []
+    now, late = [], []
+    for m in mounts:
+        dest = os.path.normpath(m.get("destination") or "/")
+        if m.get("type") == "cgroup" or any(dest.startswith(t + "/") for t in tops):
+            if m.get("type") == "cgroup":
+                tops.append(dest)
+            late.append(m)
+        else:
+            now.append(m)
+    return now, late
+
+
+def has_cgroupns(spec: dict) -> bool:
+    """Whether the spec gives the container a cgroup namespace of its own."""
+    nss = (spec.get("linux") or {}).get("namespaces") or []
+    return any(n.get("type") == "cgroup" and not n.get("path") for n in nss)

@@ -214,7 +214,7 @@ def spawn(
     cgroups costs an RCU grace period, milliseconds, which the child's mount work hides);
     the child waits for it to return before it unshares its cgroup namespace (so that
     namespace is rooted at the container's cgroup) and before anything of the container's
-    own runs. A spec that mounts cgroupfs waits before its mounts. ``stdio`` are the
+    own runs; a spec's cgroupfs mounts wait for it, after its other mounts. ``stdio`` are the
     caller's fds to become the container's 0, 1, 2. ``pdeathsig`` is sent to the
     container if the caller's thread dies.
 
@@ -507,17 +507,13 @@ def _init(
             raise OSError(EINVAL, f"unknown rlimit {rl['type']!r}")
         resource.setrlimit(kind, (int(rl["soft"]), int(rl["hard"])))
 
-    # A cgroupfs mount shows the cgroup namespace, so it must exist first; otherwise the
-    # mounts overlap with the parent's (slow) cgroup attach.
-    placed = any(m.get("type") == "cgroup" for m in spec.get("mounts") or [])
-    if placed:
-        stage.name = "cgroup"
-        _wait_for_cgroups(sync_r, ns)
-
+    # The mounts overlap with the parent's (slow) cgroup attach; a cgroupfs mount shows
+    # the cgroup namespace and the cgroups we are in, so it waits and comes after.
     stage.name = "mount"
     own_root = spec.get("root") is not None or "mount" not in ns.join
+    waited = False
     if own_root:
-        rootfs.setup(spec)
+        waited = rootfs.setup(spec, lambda: _wait_for_cgroups(sync_r, ns))
     # else "exec mode": a spec without root that joins a mount namespace enters a running
     # container, whose namespace already has its root (setns(2) moves root and cwd there).
 
@@ -528,7 +524,7 @@ def _init(
         console.make_console(console_socket, uid=int((process.get("user") or {}).get("uid", 0)),
                              size=process.get("consoleSize"), mount_console=own_root)  # fmt: skip
 
-    if not placed:
+    if not waited:
         stage.name = "cgroup"
         _wait_for_cgroups(sync_r, ns)
 

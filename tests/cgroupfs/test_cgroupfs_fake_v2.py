@@ -65,9 +65,37 @@ def fake_v2_rmdir(path: str) -> None:
     os.rmdir(path)
 
 
+def fake_v2_write(path: str, value: str) -> None:
+    """The kernel's side of the writes whose outcome is a cgroup v2 rule: subtree_control
+    refuses (EBUSY) while the cgroup has members of its own (no internal processes) and
+    gives existing children the enabled controllers' files; a pid written to cgroup.procs
+    leaves its old cgroup (here: the parent, the only move the library makes)."""
+    d, name = os.path.split(path)
+    if name == "cgroup.subtree_control":
+        if Path(d, "cgroup.procs").read_text().split():
+            raise CgroupError(f"cannot write {value!r} to {path}: busy") from OSError(
+                errno.EBUSY, os.strerror(errno.EBUSY), path
+            )
+        on = Path(path).read_text().split() + [v.lstrip("+") for v in value.split()]
+        Path(path).write_text(" ".join(dict.fromkeys(on)))
+        for child in (e.path for e in os.scandir(d) if e.is_dir()):
+            Path(child, "cgroup.controllers").write_text(" ".join(dict.fromkeys(on)))
+            for c in on:
+                for f in CONTROLLER_FILES[c]:
+                    Path(child, f).touch()
+    elif name == "cgroup.procs":
+        old = Path(os.path.dirname(d), "cgroup.procs")
+        if old.exists():
+            old.write_text("\n".join(p for p in old.read_text().split() if p != value))
+        Path(path).write_text(Path(path).read_text() + value + "\n")
+    else:
+        Path(path).write_text(value)
+
+
 class FakeV2Cgroup(Cgroup):
     _mkdir = staticmethod(fake_v2_mkdir)
     _rmdir = staticmethod(fake_v2_rmdir)
+    _write = staticmethod(fake_v2_write)
 
 
 @pytest.fixture
@@ -124,6 +152,63 @@ def test_fake_v2_partial_delegation_gives_clear_error(fake_v2) -> None:
     assert rd(cg, "pids.max") == "7"
     with pytest.raises(CgroupError, match=r"cpu.weight: the cpu controller is not enabled"):
         cg.apply({"cpu": {"shares": 1024}})
+
+
+def _undelegated_own(root: Path, procs: list[int]) -> Path:
+    """The caller's own cgroup as a systemd scope or service leaves it: controllers
+    available, none delegated, ``procs`` as members."""
+    own = Path(f"{root}{OWN}")
+    (own / "cgroup.subtree_control").write_text("")
+    (own / "cgroup.procs").write_text("".join(f"{p}\n" for p in procs))
+    return own
+
+
+def test_fake_v2_alone_in_its_cgroup_moves_itself_into_a_leaf_then_delegates(fake_v2) -> None:
+    _, root = fake_v2
+    own = _undelegated_own(root, [os.getpid()])
+    cg = fake_v2_cgroup(fake_v2, "pdtest-c1")
+    cg.create()
+    leaf = own / "engine.leaf"
+    assert (leaf / "cgroup.procs").read_text().split() == [str(os.getpid())]
+    assert (own / "cgroup.procs").read_text().split() == []
+    assert (own / "cgroup.subtree_control").read_text() == "cpuset cpu io memory pids"
+    cg.apply({"memory": {"limit": 64 * MiB}, "pids": {"limit": 9}})
+    assert (rd(cg, "memory.max"), rd(cg, "pids.max")) == (str(64 * MiB), "9")
+    # from inside the leaf, the caller's cgroup is still the one it was started in
+    again = FakeV2Cgroup("pdtest-c1", fake_v2[0], own={"unified": f"{OWN}/engine.leaf"})
+    assert again.paths == cg.paths
+    cg.destroy()
+    assert leaf.is_dir()  # it still holds this process: left, like systemd's init.scope
+
+
+def test_fake_v2_others_in_the_cgroup_stay_and_a_limit_says_why(fake_v2) -> None:
+    _, root = fake_v2
+    own = _undelegated_own(root, [1, os.getpid()])  # e.g. the login shell and pydock
+    cg = fake_v2_cgroup(fake_v2, "pdtest-c1")
+    cg.create()
+    assert not (own / "engine.leaf").exists()
+    assert (own / "cgroup.procs").read_text().split() == ["1", str(os.getpid())]
+    with pytest.raises(CgroupError, match=r"memory.max: .*no-internal-processes rule; start "
+                       r"pydock in a cgroup of its own.*--cgroup-parent"):  # fmt: skip
+        cg.apply({"memory": {"limit": 64 * MiB}})
+    cg.destroy()
+
+
+def test_fake_v2_an_existing_parent_without_members_is_made_to_delegate(fake_v2) -> None:
+    """A --cgroup-parent that exists and has no members of its own: its controllers are
+    enabled, as runc enables them along the path."""
+    _, root = fake_v2
+    parent = root / "pdtest-parent"
+    parent.mkdir()
+    for f in CORE:
+        (parent / f).touch()
+    (parent / "cgroup.controllers").write_text("memory pids")
+    cg = FakeV2Cgroup("/pdtest-parent/pdtest-c1", fake_v2[0])
+    cg.create()
+    assert (parent / "cgroup.subtree_control").read_text() == "memory pids"
+    cg.apply({"pids": {"limit": 4}})
+    assert rd(cg, "pids.max") == "4"
+    cg.destroy()
 
 
 def test_fake_v2_memory_files(fake_v2) -> None:
@@ -206,18 +291,18 @@ def test_fake_v2_io_weight_iocost_and_bfq(fake_v2) -> None:
     assert rd(cg, "io.weight") == "default 4950"
 
 
-def test_fake_v2_devices_need_ebpf(fake_v2) -> None:
+def test_fake_v2_devices_go_through_bpf_not_files(fake_v2) -> None:
+    """v2 device rules are a BPF program attached to the cgroup directory (devfilter.py,
+    tested on the real cgroup2 mount in test_cgroupfs_devices_v2.py); a plain directory
+    refuses the attach, which is one line naming it, not a file write nor a warning."""
     cg = fake_v2_cgroup(fake_v2)
     cg.create()
     rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1,
              "minor": 3, "access": "rwm"}]  # fmt: skip
-    with pytest.raises(CgroupError, match="eBPF"):
-        cg.apply({"devices": rules})
-    warnings = cg.apply({"devices": rules, "pids": {"limit": 3}}, strict=False)
-    assert len(warnings) == 1 and "eBPF" in warnings[0]
-    assert rd(cg, "pids.max") == "3"
-    # Allow-all (privileged) needs no filter: nothing to report.
-    assert cg.apply({"devices": [{"allow": True, "access": "rwm"}]}) == []
+    d = cg.paths["unified"]
+    with pytest.raises(CgroupError, match=rf"^devices: {d}: bpf BPF_PROG_QUERY: ") as exc:
+        cg.apply({"devices": rules}, strict=False)
+    assert "\n" not in str(exc.value)
 
 
 def test_fake_v2_oom_killer_switch_is_reported(fake_v2) -> None:

@@ -28,9 +28,11 @@ def test_isolation_from_inside(pydock, scratch: Path):
         f" test -e {marker} && echo visible || echo invisible;"
         " for n in mnt pid uts ipc net cgroup; do readlink /proc/1/ns/$n; done"
     )
+    # --cgroupns private: Docker's default on v2 only (test_engine_cgroupfs_inside.py)
     res = pydock(
-        "run", "--rm", "--network", "none", "--hostname", "box1", "busybox", "sh", "-c", script
-    )
+        "run", "--rm", "--network", "none", "--cgroupns", "private", "--hostname", "box1",
+        "busybox", "sh", "-c", script,
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     lines = res.stdout.decode().split("\n")
     assert lines[0] == "pid=1"  # the entrypoint is PID 1 of its own pid namespace

@@ -53,16 +53,8 @@ def docker_like_spec(rootfs: Path, args: list[str], **process_overrides) -> dict
         "process": process,
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": "pdtest-box",
-        # the engine's own default mounts, plus a read-only cgroupfs as Docker adds
-        "mounts": [
-            *copy.deepcopy(engine_spec.DEFAULT_MOUNTS),
-            {
-                "destination": "/sys/fs/cgroup",
-                "type": "cgroup",
-                "source": "cgroup",
-                "options": ["ro", "nosuid", "noexec", "nodev"],
-            },
-        ],
+        # the engine's own default mounts (a read-only cgroupfs among them, as Docker's)
+        "mounts": copy.deepcopy(engine_spec.DEFAULT_MOUNTS),
         "linux": {
             "namespaces": [
                 {"type": "pid"},
