@@ -33,7 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from http.client import HTTPResponse, RemoteDisconnected
+from http.client import HTTPResponse
 from pathlib import Path
 
 from ..errors import EngineError, NotFound
@@ -78,6 +78,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def dial_error(method: str, url: str, host: str, err: BaseException) -> str:
+    """A connection failure worded as Go's net/http reports it, which is what Docker
+    prints: ``Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect:
+    connection refused``."""
+    reason = getattr(err, "reason", err)
+    op = method[:1].upper() + method[1:].lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if isinstance(reason, socket.gaierror):
+        why = f"dial tcp: lookup {name.strip('[]')}: no such host"
+    elif isinstance(reason, socket.timeout | TimeoutError):
+        why = f"dial tcp {host}: i/o timeout"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = f"dial tcp {host}: connect: connection refused"
+    elif isinstance(reason, OSError) and reason.errno and reason.strerror:
+        why = f"dial tcp {host}: connect: {reason.strerror.lower()}"
+    else:
+        why = str(reason)
+    return f'{op} "{url}": {why}'
+
+
 def insecure_registries(root: Path) -> list[str]:
     try:
         data = json.loads((root / "daemon.json").read_bytes())
@@ -119,6 +139,7 @@ class Registry:
         root: Path | None = None,
         insecure: Iterable[str] = (),
         credentials: tuple[str, str] | None = None,
+        scheme: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.domain = domain or endpoint
@@ -126,7 +147,8 @@ class Registry:
         marked = set(insecure) | set(insecure_registries(root) if root else [])
         self.insecure = is_loopback(endpoint) or endpoint in marked or self.domain in marked
         self.ca_files, self.client_cert = self._certs(root)
-        self.scheme: str | None = None
+        #: None until probed; a mirror's URL (endpoints.Endpoint) names it up front
+        self.scheme: str | None = scheme
         self.tokens: dict[str, str] = {}
         self.basic = False
         self.requests = 0
@@ -173,21 +195,17 @@ class Registry:
             self.scheme = "https"
             return
         for scheme in ("https", "http"):
+            url = f"{scheme}://{self.endpoint}/v2/"
             try:
-                self._opener(scheme).open(f"{scheme}://{self.endpoint}/v2/", timeout=TIMEOUT)
+                self._opener(scheme).open(url, timeout=TIMEOUT)
             except urllib.error.HTTPError:
                 pass  # any HTTP answer (401...) proves the scheme works
-            except (ssl.SSLError, ConnectionResetError, RemoteDisconnected) as e:
+            except (urllib.error.URLError, OSError) as e:
+                # Docker tries the insecure registry's HTTP endpoint after any HTTPS
+                # failure, and reports the last endpoint's error (distribution/pull.go)
                 if scheme == "https":
                     continue
-                raise RegistryError(f"cannot talk to {self.endpoint}: {e}") from None
-            except urllib.error.URLError as e:
-                reason = e.reason
-                if scheme == "https" and isinstance(
-                    reason, ssl.SSLError | ConnectionResetError | RemoteDisconnected
-                ):
-                    continue
-                raise RegistryError(f"cannot reach {self.endpoint}: {reason}") from None
+                raise RegistryError(dial_error("GET", url, self.endpoint, e)) from None
             self.scheme = scheme
             return
 
@@ -300,9 +318,7 @@ class Registry:
                     continue
                 if isinstance(reason, ssl.SSLError):
                     raise RegistryError(f"TLS error talking to {self.endpoint}: {reason}") from None
-                if isinstance(reason, socket.timeout | TimeoutError):
-                    raise TransientError(f"timeout talking to {self.endpoint}") from None
-                raise TransientError(f"cannot reach {self.endpoint}: {reason}") from None
+                raise TransientError(dial_error(method, req.full_url, self.endpoint, e)) from None
             if resp.status not in ok:
                 resp.close()
                 raise RegistryError(
