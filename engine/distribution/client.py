@@ -67,6 +67,10 @@ class TransientError(RegistryError):
     """5xx or a dropped connection: worth another try."""
 
 
+class ConnectError(TransientError):
+    """No connection to the registry at all (refused, unresolvable, timed out)."""
+
+
 def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
     name = name.strip("[]")
@@ -205,7 +209,7 @@ class Registry:
                 # failure, and reports the last endpoint's error (distribution/pull.go)
                 if scheme == "https":
                     continue
-                raise RegistryError(dial_error("GET", url, self.endpoint, e)) from None
+                raise ConnectError(dial_error("GET", url, self.endpoint, e)) from None
             self.scheme = scheme
             return
 
@@ -318,7 +322,7 @@ class Registry:
                     continue
                 if isinstance(reason, ssl.SSLError):
                     raise RegistryError(f"TLS error talking to {self.endpoint}: {reason}") from None
-                raise TransientError(dial_error(method, req.full_url, self.endpoint, e)) from None
+                raise ConnectError(dial_error(method, req.full_url, self.endpoint, e)) from None
             if resp.status not in ok:
                 resp.close()
                 raise RegistryError(
