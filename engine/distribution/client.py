@@ -9,9 +9,9 @@ independent.
 Transport (Docker's rules): HTTPS, verified against the system CAs plus
 ``<root>/certs.d/<host:port>/*.crt`` and ``/etc/docker/certs.d/<host:port>/*.crt``
 (``client.cert``/``client.key`` there for mutual TLS). Registries marked insecure
-(``--insecure-registry``, ``insecure-registries`` in ``<root>/daemon.json``, and every
-address in 127.0.0.0/8 or ``localhost``) are tried over HTTPS without verification first,
-then over plain HTTP. A registry with a CA in certs.d is always verified, insecure or not,
+(``--insecure-registry``, ``insecure-registries`` in ``<root>/daemon.json``, names or CIDRs,
+and every address in 127.0.0.0/8 or ``localhost``) are tried over HTTPS without verification
+first, then over plain HTTP. A registry with a CA in certs.d is always verified, insecure or not,
 so a wrong certificate is an error rather than a silent fallback.
 
 Auth: a 401's ``WWW-Authenticate`` says what to do. Bearer: ask the realm for a token for
@@ -71,15 +71,40 @@ class ConnectError(TransientError):
     """No connection to the registry at all (refused, unresolvable, timed out)."""
 
 
-def is_loopback(host: str) -> bool:
+def _hostname(host: str) -> str:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
+    return name.strip("[]")
+
+
+def is_loopback(host: str) -> bool:
+    name = _hostname(host)
     if name == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def marked_insecure(host: str, marked: Iterable[str]) -> bool:
+    """Whether ``host`` (host[:port]) is one of ``marked``: a name as given, or an address
+    inside a CIDR entry (``10.0.0.0/8``), as Docker's insecure-registries allow. Docker
+    also resolves names to match them against CIDRs; pydock matches literal addresses
+    only, so that deciding how to connect never sends a DNS query."""
+    try:
+        ip = ipaddress.ip_address(_hostname(host))
+    except ValueError:
+        ip = None
+    for entry in marked:
+        if entry == host:
+            return True
+        if ip is not None and "/" in entry:
+            try:
+                if ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 def dial_error(method: str, url: str, host: str, err: BaseException) -> str:
@@ -149,7 +174,11 @@ class Registry:
         self.domain = domain or endpoint
         self.creds = credentials if credentials is not None else auth.get_credentials(self.domain)
         marked = set(insecure) | set(insecure_registries(root) if root else [])
-        self.insecure = is_loopback(endpoint) or endpoint in marked or self.domain in marked
+        self.insecure = (
+            is_loopback(endpoint)
+            or marked_insecure(endpoint, marked)
+            or marked_insecure(self.domain, marked)
+        )
         self.ca_files, self.client_cert = self._certs(root)
         #: None until probed; a mirror's URL (endpoints.Endpoint) names it up front
         self.scheme: str | None = scheme

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pdcli import Pydock
 from pydock.engine.distribution import reference as refmod
+from pydock.engine.distribution.client import Registry
 from pydock.engine.distribution.endpoints import Endpoint, pull_endpoints, search_target
 from pydock.engine.errors import InvalidInput
 from registryfix import REGISTRY_BIN, free_port
@@ -66,6 +67,18 @@ def test_bad_mirror_is_one_clear_error(scratch: Path, mirror: str, message: str)
     _mirrors(scratch, mirror)
     with pytest.raises(InvalidInput, match=message):
         pull_endpoints(refmod.parse("busybox"), scratch)
+
+
+def test_insecure_registries_take_names_and_cidrs(scratch: Path) -> None:
+    (scratch / "daemon.json").write_text(
+        json.dumps({"insecure-registries": ["10.0.0.0/8", "reg.example:5000"]})
+    )
+    # deciding costs no connection and no DNS query (names are matched as written)
+    assert Registry("10.1.2.3:5000", root=scratch).insecure
+    assert Registry("reg.example:5000", root=scratch).insecure
+    assert not Registry("11.1.2.3:5000", root=scratch).insecure
+    assert not Registry("reg.example", root=scratch).insecure
+    assert Registry("[::1]:5000", root=scratch).insecure  # loopback always is
 
 
 def test_search_index_from_term() -> None:
@@ -169,3 +182,17 @@ def test_unknown_tag_fails_the_run_cleanly(pd: Pydock, registry) -> None:
     assert len(lines) == 2 and lines[1].startswith("pydock: Error response from daemon: ")
     assert "manifest unknown" in lines[1]
     assert _store(pd) == before
+
+
+@needs_registry
+def test_pull_of_a_hub_name_goes_through_the_mirror(pd: Pydock, registry) -> None:
+    pd.out("tag", "busybox", f"{registry.host}/library/mybox:latest")
+    pd.out("push", f"{registry.host}/library/mybox:latest")
+    _mirrors(pd.root, f"http://{registry.host}")
+    lines = pd.out("pull", "mybox").splitlines()
+    assert lines[:2] == ["Using default tag: latest", "latest: Pulling from library/mybox"]
+    assert lines[-2:] == ["Status: Downloaded newer image for mybox:latest",
+                          "docker.io/library/mybox:latest"]  # fmt: skip
+    assert pd.out("pull", "-q", "docker.io/library/mybox:latest") == (
+        "docker.io/library/mybox:latest\n"
+    )
