@@ -62,6 +62,14 @@ def _keep(result: dict, filters: dict[str, list[str]]) -> bool:
     return stars is None or int(result.get("star_count") or 0) >= stars
 
 
+def index_registry(root: Path, index: str, insecure: tuple[str, ...] = ()) -> Registry:
+    """The client for ``index`` (no connection yet): Docker Hub's index over verified
+    HTTPS with Docker Hub's credentials; another index as any registry (insecure rules)."""
+    hub = index == HUB_INDEX
+    return Registry(index, domain="docker.io" if hub else index, root=root, insecure=insecure,
+                    scheme="https" if hub else None)  # fmt: skip
+
+
 def search(
     root: Path, term: str, *, limit: int = DEFAULT_LIMIT, filters: dict[str, list[str]],
     insecure: tuple[str, ...] = (),
@@ -71,9 +79,7 @@ def search(
     if limit < 1 or limit > 100:
         raise InvalidInput(f"Error response from daemon: Limit {limit} is outside the range of "
                            "[1, 100]")  # fmt: skip
-    # Docker Hub's index is verified HTTPS; another index as any registry (insecure rules)
-    reg = Registry(index, domain="docker.io" if index == HUB_INDEX else index, root=root,
-                   insecure=insecure, scheme="https" if index == HUB_INDEX else None)  # fmt: skip
+    reg = index_registry(root, index, insecure)
     query = urllib.parse.urlencode({"q": remote, "n": str(limit)})
     try:
         with reg.open(

@@ -18,6 +18,8 @@ from pdcli import Pydock
 from pydock.engine.distribution import reference as refmod
 from pydock.engine.distribution.client import Registry
 from pydock.engine.distribution.endpoints import Endpoint, pull_endpoints, search_target
+from pydock.engine.distribution.manifests import Inspector
+from pydock.engine.distribution.search import index_registry
 from pydock.engine.errors import InvalidInput
 from registryfix import REGISTRY_BIN, free_port
 
@@ -79,6 +81,26 @@ def test_insecure_registries_take_names_and_cidrs(scratch: Path) -> None:
     assert not Registry("11.1.2.3:5000", root=scratch).insecure
     assert not Registry("reg.example", root=scratch).insecure
     assert Registry("[::1]:5000", root=scratch).insecure  # loopback always is
+
+
+def test_search_and_manifest_inspect_never_use_mirrors(scratch: Path) -> None:
+    """Docker searches Docker Hub's index itself, and docker's CLI (manifest inspect)
+    knows no mirrors: both go to Docker Hub over verified HTTPS. Nothing connects here."""
+    _mirrors(scratch, "http://127.0.0.1:5001")
+    reg = index_registry(scratch, search_target("busybox")[0])
+    assert (reg.endpoint, reg.scheme, reg.domain) == ("index.docker.io", "https", "docker.io")
+    assert reg.url("/v1/search?q=busybox&n=25") == (
+        "https://index.docker.io/v1/search?q=busybox&n=25"
+    )
+    local = index_registry(scratch, "127.0.0.1:5000")
+    assert local.insecure and local.scheme is None  # probed: HTTPS, then plain HTTP
+    hub = Inspector(scratch, insecure=False).registry(refmod.parse("busybox"))
+    assert (hub.endpoint, hub.scheme) == ("registry-1.docker.io", "https")
+    insecure = Inspector(scratch, insecure=True).registry(refmod.parse("127.0.0.1:5000/x"))
+    assert (insecure.endpoint, insecure.scheme) == ("127.0.0.1:5000", None)
+    assert Inspector(scratch, insecure=False).registry(refmod.parse("127.0.0.1:5000/x")).scheme == (
+        "https"
+    )
 
 
 def test_search_index_from_term() -> None:
