@@ -47,9 +47,9 @@ def _daemon_json(root: Path) -> dict:
     except FileNotFoundError:
         return {}
     except ValueError as e:
-        raise InvalidInput(f"{path}: not valid JSON: {e}", 125) from None
+        raise InvalidInput(f"{path}: not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise InvalidInput(f"{path}: not a JSON object", 125)
+        raise InvalidInput(f"{path}: not a JSON object")
     return data
 
 
@@ -60,17 +60,15 @@ def validate_mirror(value: str) -> Endpoint:
         uri = urllib.parse.urlsplit(value)
         uri.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise InvalidInput(f"invalid mirror: {value!r} is not a valid URI", 125) from None
+        raise InvalidInput(f"invalid mirror: {value!r} is not a valid URI") from None
     if uri.scheme not in ("http", "https"):
-        raise InvalidInput(f"invalid mirror: unsupported scheme {uri.scheme!r} in {value!r}", 125)
+        raise InvalidInput(f"invalid mirror: unsupported scheme {uri.scheme!r} in {value!r}")
     if uri.username is not None or uri.password is not None:
-        raise InvalidInput("invalid mirror: username/password not allowed in URI", 125)
+        raise InvalidInput("invalid mirror: username/password not allowed in URI")
     if uri.path not in ("", "/") or uri.query or uri.fragment:
-        raise InvalidInput(
-            f"invalid mirror: path, query, or fragment at end of the URI {value!r}", 125
-        )
+        raise InvalidInput(f"invalid mirror: path, query, or fragment at end of the URI {value!r}")
     if not uri.netloc:
-        raise InvalidInput(f"invalid mirror: {value!r} is not a valid URI", 125)
+        raise InvalidInput(f"invalid mirror: {value!r} is not a valid URI")
     return Endpoint(uri.netloc, uri.scheme, mirror=True)
 
 
@@ -79,7 +77,7 @@ def registry_mirrors(root: Path) -> list[Endpoint]:
     stops dockerd from starting)."""
     found = _daemon_json(root).get("registry-mirrors") or []
     if not isinstance(found, list) or not all(isinstance(m, str) for m in found):
-        raise InvalidInput(f"{root / 'daemon.json'}: registry-mirrors must be a list of URLs", 125)
+        raise InvalidInput(f"{root / 'daemon.json'}: registry-mirrors must be a list of URLs")
     return [validate_mirror(m) for m in found]
 
 

@@ -218,3 +218,31 @@ def test_pull_of_a_hub_name_goes_through_the_mirror(pd: Pydock, registry) -> Non
     assert pd.out("pull", "-q", "docker.io/library/mybox:latest") == (
         "docker.io/library/mybox:latest\n"
     )
+
+
+def test_info_shows_index_insecure_registries_and_mirrors(pd: Pydock) -> None:
+    (pd.root / "daemon.json").write_text(json.dumps({
+        "registry-mirrors": ["http://127.0.0.1:5001", "https://mirror.example/"],
+        "insecure-registries": ["10.0.0.0/8", "reg.example:5000"],
+    }))  # fmt: skip
+    out = pd.out("info")
+    tail = out[out.index("Registry: ") :].splitlines()
+    assert tail == [
+        "Registry: https://index.docker.io/v1/",
+        "Insecure Registries:",
+        " reg.example:5000",
+        " 10.0.0.0/8",
+        " 127.0.0.0/8",
+        "Registry Mirrors:",
+        " http://127.0.0.1:5001/",
+        " https://mirror.example/",
+    ]
+    (pd.root / "daemon.json").write_text(json.dumps({"registry-mirrors": ["ftp://x"]}))
+    res = pd("info")
+    assert res.returncode == 1 and res.stdout == b""  # fails before printing anything
+    assert "invalid mirror: unsupported scheme 'ftp'" in res.stderr.decode()
+    run = pd("run", "--rm", "mybox", "true")  # a pull with a bad mirror list: one line, 125
+    assert run.returncode == 125
+    assert run.stderr.decode().splitlines()[1:] == [
+        "pydock: Error response from daemon: invalid mirror: unsupported scheme 'ftp' in 'ftp://x'"
+    ]
