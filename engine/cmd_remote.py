@@ -51,7 +51,7 @@ def cmd_search(engine: Engine, a: argparse.Namespace) -> int:
 def cmd_manifest(engine: Engine, a: argparse.Namespace) -> int:
     if a.manifest_cmd != "inspect":
         raise ArgError('"pydock manifest" requires a subcommand: inspect', 1)
-    if len(a.refs) > 2:
+    if not 1 <= len(a.refs) <= 2:
         raise ArgError(
             '"pydock manifest inspect" requires at least 1 and at most 2 arguments. '
             "See 'pydock manifest inspect --help'.",
@@ -87,4 +87,4 @@ def setup(sub) -> None:
                    "insecure registry")  # fmt: skip
     i.add_argument("-v", "--verbose", action="store_true",
                    help="Output additional info including layers and platform")  # fmt: skip
-    i.add_argument("refs", nargs="+", metavar="[MANIFEST_LIST] MANIFEST")
+    i.add_argument("refs", nargs="*", metavar="[MANIFEST_LIST] MANIFEST")

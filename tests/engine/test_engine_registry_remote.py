@@ -132,7 +132,12 @@ def test_manifest_inspect_errors(pd: Pydock, pushed: dict) -> None:
         "pydock: failed to configure transport: error pinging v2 registry: Get "
     )
     assert res.stderr.decode().endswith(f"127.0.0.1:{port}: connect: connection refused\n")
-    assert pd("manifest", "inspect").returncode == 1
+    for args in ([], ["a", "b", "c"]):
+        res = pd("manifest", "inspect", *args)
+        assert res.returncode == 1
+        assert res.stderr.decode().startswith(
+            'pydock: "pydock manifest inspect" requires at least 1 and at most 2 arguments.'
+        )
 
 
 # -- search --------------------------------------------------------------------------------
