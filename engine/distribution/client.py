@@ -230,7 +230,7 @@ class Registry:
         for scheme in ("https", "http"):
             url = f"{scheme}://{self.endpoint}/v2/"
             try:
-                self._opener(scheme).open(url, timeout=TIMEOUT)
+                self._opener(scheme).open(url, timeout=TIMEOUT).close()
             except urllib.error.HTTPError:
                 pass  # any HTTP answer (401...) proves the scheme works
             except (urllib.error.URLError, OSError) as e:
