@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, str] = {
     "pull": "cmd_registry", "push": "cmd_registry", "login": "cmd_registry",
     "logout": "cmd_registry", "tag": "cmd_registry", "save": "cmd_registry",
     "history": "cmd_registry", "import": "cmd_registry",
+    "search": "cmd_remote", "manifest": "cmd_remote",
     "inspect": "cmd_system", "version": "cmd_system", "info": "cmd_system",
     "network": "cmd_network", "port": "cmd_network",
     "volume": "cmd_volume",

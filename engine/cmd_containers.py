@@ -56,6 +56,10 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--mount", action="append", default=[])
     p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument(
+        "--pull", default="missing",
+        help='Pull image before running ("always"|"missing"|"never") (default "missing")',
+    )  # fmt: skip
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -95,12 +99,13 @@ def _run_options(a: argparse.Namespace):
 
 def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     trace.mark("cmd_run")
-    from . import monitor
+    from . import monitor, runpull
 
+    runpull.check_policy(a.pull)
     opts = _run_options(a)
     extra = lifecycle_config(a)
-    rec = engine.create(
-        a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True,
+    rec = runpull.create(
+        engine, a.image, a.pull, opts=opts, name=a.name, auto_remove=a.rm, keep_mounted=True,
         extra=extra,
     )  # fmt: skip
     if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
@@ -165,8 +170,11 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
 
 
 def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
-    rec = engine.create(
-        a.image, _run_options(a), name=a.name, auto_remove=a.rm, progress=eprint,
+    from . import runpull
+
+    runpull.check_policy(a.pull)
+    rec = runpull.create(
+        engine, a.image, a.pull, opts=_run_options(a), name=a.name, auto_remove=a.rm,
         extra=lifecycle_config(a),
     )  # fmt: skip
     print(rec["Id"])

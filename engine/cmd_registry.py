@@ -27,6 +27,9 @@ def cmd_pull(engine: Engine, a: argparse.Namespace) -> int:
     ref = refmod.parse(a.name, default_tag=not a.all_tags)
     if a.all_tags and (ref.tag or ref.digest):
         raise InvalidInput("tag can't be used with --all-tags/-a")
+    given = refmod.parse(a.name, default_tag=False)
+    if not a.all_tags and not a.quiet and given.tag is None and given.digest is None:
+        print(f"Using default tag: {refmod.DEFAULT_TAG}", flush=True)  # docker's CLI, stdout
     driver = engine.driver()
     progress = None
     if a.quiet:

@@ -175,6 +175,7 @@ def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
         info = _info(engine, recs, running, name, drv)
         sys.stdout.write(gotemplate.format_one(a.format, info))
         return 0
+    registry_lines = _registry_info(engine)  # a bad daemon.json fails before any output
     print(f"Containers: {len(recs)}")
     print(f" Running: {running}")
     print(" Paused: 0")
@@ -204,7 +205,25 @@ def cmd_info(engine: Engine, a: argparse.Namespace) -> int:
     except (OSError, ValueError, IndexError):
         pass
     print(f"Pydock Root Dir: {engine.root}")
+    print("\n".join(registry_lines))
     return 0
+
+
+def _registry_info(engine: Engine) -> list[str]:
+    """docker info's registry lines: the index, the insecure registries (names, then
+    networks, 127.0.0.0/8 always) and the mirrors Docker Hub's names are pulled from."""
+    from .distribution.client import insecure_registries
+    from .distribution.endpoints import registry_mirrors
+
+    lines = ["Registry: https://index.docker.io/v1/", "Insecure Registries:"]
+    marked = insecure_registries(engine.root)
+    lines += [f" {m}" for m in marked if "/" not in m] + [f" {m}" for m in marked if "/" in m]
+    if "127.0.0.0/8" not in marked:
+        lines.append(" 127.0.0.0/8")
+    mirrors = registry_mirrors(engine.root)
+    if mirrors:
+        lines += ["Registry Mirrors:"] + [f" {m.url()}/" for m in mirrors]
+    return lines
 
 
 def _info(engine: Engine, recs: list[dict], running: int, name: str, drv):  # noqa: ANN001

@@ -24,7 +24,7 @@ from . import prestart
 from . import spec as specmod
 from .client import DEFAULT_ROOT
 from .containers import ContainerStore, alive, me, now
-from .errors import Conflict, EngineError, InvalidInput, NotFound
+from .errors import Conflict, EngineError, ImageNotFound, InvalidInput, NotFound
 from .fsutil import read_json, write_json
 from .images import ImageStore, short_id, store_name
 
@@ -170,11 +170,7 @@ class Engine:
         if image_id is None and progress is not None:
             image_id = self.ensure_default_image(image_ref, progress)
         if image_id is None:
-            raise NotFound(
-                f"Unable to find image '{image_ref}' locally: no such image (and no registry "
-                "to pull from)",
-                125,
-            )
+            raise ImageNotFound(f"No such image: {image_ref}", 125)  # the CLI pulls it
         driver = self.driver()
         cid = prestart.container_id()
         # The shared lock pins the image: rmi takes it exclusively and checks containers.

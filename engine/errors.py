@@ -22,6 +22,10 @@ class NotFound(EngineError):
     """No such image / container / layer."""
 
 
+class ImageNotFound(NotFound):
+    """``create`` found no image for its reference: the CLI may pull it (``--pull``)."""
+
+
 class Conflict(EngineError):
     """The operation would break something in use (a name taken, an image used)."""
 

@@ -9,9 +9,9 @@ independent.
 Transport (Docker's rules): HTTPS, verified against the system CAs plus
 ``<root>/certs.d/<host:port>/*.crt`` and ``/etc/docker/certs.d/<host:port>/*.crt``
 (``client.cert``/``client.key`` there for mutual TLS). Registries marked insecure
-(``--insecure-registry``, ``insecure-registries`` in ``<root>/daemon.json``, and every
-address in 127.0.0.0/8 or ``localhost``) are tried over HTTPS without verification first,
-then over plain HTTP. A registry with a CA in certs.d is always verified, insecure or not,
+(``--insecure-registry``, ``insecure-registries`` in ``<root>/daemon.json``, names or CIDRs,
+and every address in 127.0.0.0/8 or ``localhost``) are tried over HTTPS without verification
+first, then over plain HTTP. A registry with a CA in certs.d is always verified, insecure or not,
 so a wrong certificate is an error rather than a silent fallback.
 
 Auth: a 401's ``WWW-Authenticate`` says what to do. Bearer: ask the realm for a token for
@@ -33,7 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from http.client import HTTPResponse, RemoteDisconnected
+from http.client import HTTPResponse
 from pathlib import Path
 
 from ..errors import EngineError, NotFound
@@ -67,15 +67,64 @@ class TransientError(RegistryError):
     """5xx or a dropped connection: worth another try."""
 
 
-def is_loopback(host: str) -> bool:
+class ConnectError(TransientError):
+    """No connection to the registry at all (refused, unresolvable, timed out)."""
+
+
+def _hostname(host: str) -> str:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
+    return name.strip("[]")
+
+
+def is_loopback(host: str) -> bool:
+    name = _hostname(host)
     if name == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def marked_insecure(host: str, marked: Iterable[str]) -> bool:
+    """Whether ``host`` (host[:port]) is one of ``marked``: a name as given, or an address
+    inside a CIDR entry (``10.0.0.0/8``), as Docker's insecure-registries allow. Docker
+    also resolves names to match them against CIDRs; pydock matches literal addresses
+    only, so that deciding how to connect never sends a DNS query."""
+    try:
+        ip = ipaddress.ip_address(_hostname(host))
+    except ValueError:
+        ip = None
+    for entry in marked:
+        if entry == host:
+            return True
+        if ip is not None and "/" in entry:
+            try:
+                if ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def dial_error(method: str, url: str, host: str, err: BaseException) -> str:
+    """A connection failure worded as Go's net/http reports it, which is what Docker
+    prints: ``Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect:
+    connection refused``."""
+    reason = getattr(err, "reason", err)
+    op = method[:1].upper() + method[1:].lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if isinstance(reason, socket.gaierror):
+        why = f"dial tcp: lookup {name.strip('[]')}: no such host"
+    elif isinstance(reason, socket.timeout | TimeoutError):
+        why = f"dial tcp {host}: i/o timeout"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = f"dial tcp {host}: connect: connection refused"
+    elif isinstance(reason, OSError) and reason.errno and reason.strerror:
+        why = f"dial tcp {host}: connect: {reason.strerror.lower()}"
+    else:
+        why = str(reason)
+    return f'{op} "{url}": {why}'
 
 
 def insecure_registries(root: Path) -> list[str]:
@@ -119,14 +168,20 @@ class Registry:
         root: Path | None = None,
         insecure: Iterable[str] = (),
         credentials: tuple[str, str] | None = None,
+        scheme: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.domain = domain or endpoint
         self.creds = credentials if credentials is not None else auth.get_credentials(self.domain)
         marked = set(insecure) | set(insecure_registries(root) if root else [])
-        self.insecure = is_loopback(endpoint) or endpoint in marked or self.domain in marked
+        self.insecure = (
+            is_loopback(endpoint)
+            or marked_insecure(endpoint, marked)
+            or marked_insecure(self.domain, marked)
+        )
         self.ca_files, self.client_cert = self._certs(root)
-        self.scheme: str | None = None
+        #: None until probed; a mirror's URL (endpoints.Endpoint) names it up front
+        self.scheme: str | None = scheme
         self.tokens: dict[str, str] = {}
         self.basic = False
         self.requests = 0
@@ -173,21 +228,17 @@ class Registry:
             self.scheme = "https"
             return
         for scheme in ("https", "http"):
+            url = f"{scheme}://{self.endpoint}/v2/"
             try:
-                self._opener(scheme).open(f"{scheme}://{self.endpoint}/v2/", timeout=TIMEOUT)
+                self._opener(scheme).open(url, timeout=TIMEOUT).close()
             except urllib.error.HTTPError:
                 pass  # any HTTP answer (401...) proves the scheme works
-            except (ssl.SSLError, ConnectionResetError, RemoteDisconnected) as e:
+            except (urllib.error.URLError, OSError) as e:
+                # Docker tries the insecure registry's HTTP endpoint after any HTTPS
+                # failure, and reports the last endpoint's error (distribution/pull.go)
                 if scheme == "https":
                     continue
-                raise RegistryError(f"cannot talk to {self.endpoint}: {e}") from None
-            except urllib.error.URLError as e:
-                reason = e.reason
-                if scheme == "https" and isinstance(
-                    reason, ssl.SSLError | ConnectionResetError | RemoteDisconnected
-                ):
-                    continue
-                raise RegistryError(f"cannot reach {self.endpoint}: {reason}") from None
+                raise ConnectError(dial_error("GET", url, self.endpoint, e)) from None
             self.scheme = scheme
             return
 
@@ -300,9 +351,7 @@ class Registry:
                     continue
                 if isinstance(reason, ssl.SSLError):
                     raise RegistryError(f"TLS error talking to {self.endpoint}: {reason}") from None
-                if isinstance(reason, socket.timeout | TimeoutError):
-                    raise TransientError(f"timeout talking to {self.endpoint}") from None
-                raise TransientError(f"cannot reach {self.endpoint}: {reason}") from None
+                raise ConnectError(dial_error(method, req.full_url, self.endpoint, e)) from None
             if resp.status not in ok:
                 resp.close()
                 raise RegistryError(

@@ -42,6 +42,7 @@ from ..layercompress import decompressed
 from . import reference as refmod
 from .blobsums import BlobSums
 from .client import MANIFEST_TYPES, Registry, TransientError
+from .endpoints import Endpoint, pull_endpoints
 from .progress import Progress
 
 MAX_DOWNLOADS = 3
@@ -148,15 +149,38 @@ class Puller:
         self.insecure = insecure
         self.want = parse_platform(platform_)
         self.progress = progress or Progress()
-        self.registries: dict[str, Registry] = {}
+        self.registries: dict[Endpoint, Registry] = {}
+        #: repository (full name) -> the endpoint its pull is talking to now
+        self.endpoint: dict[str, Endpoint] = {}
         self._abort = threading.Event()  # set when a pull fails: other downloads stop
 
     def registry(self, ref: refmod.Reference) -> Registry:
-        reg = self.registries.get(ref.endpoint)
+        ep = self.endpoint.get(ref.full_name) or pull_endpoints(ref, self.root)[-1]
+        reg = self.registries.get(ep)
         if reg is None:
-            reg = Registry(ref.endpoint, domain=ref.domain, root=self.root, insecure=self.insecure)
-            self.registries[ref.endpoint] = reg
+            # A mirror gets the credentials stored for its own host, never Docker Hub's
+            # (Docker sends the Hub's to every mirror; pydock does not hand them out).
+            domain = ep.host if ep.mirror else ref.domain
+            reg = Registry(ep.host, domain=domain, root=self.root, insecure=self.insecure,
+                           scheme=ep.scheme)  # fmt: skip
+            self.registries[ep] = reg
         return reg
+
+    def through_endpoints(self, ref: refmod.Reference, fn):  # noqa: ANN001, ANN201
+        """``fn()`` against each of ``ref``'s endpoints in turn until one succeeds: a
+        mirror that fails in any way hands over to the next endpoint, and the last
+        endpoint's error is the one reported (Docker's pull, distribution/pull.go)."""
+        endpoints = pull_endpoints(ref, self.root)
+        for i, ep in enumerate(endpoints):
+            self.endpoint[ref.full_name] = ep
+            try:
+                return fn()
+            except EngineError:
+                if not ep.mirror or i == len(endpoints) - 1:
+                    raise
+            finally:
+                self.endpoint.pop(ref.full_name, None)
+        raise AssertionError("pull_endpoints returned no endpoint")
 
     # -- manifests -------------------------------------------------------------------
     def resolve(self, ref: refmod.Reference) -> tuple[dict, str, bytes]:
@@ -279,9 +303,14 @@ class Puller:
 
     # -- the whole pull ------------------------------------------------------------
     def pull(self, ref: refmod.Reference) -> str:
+        """Pull ``ref`` into the store (mirrors first for Docker Hub's names); its id."""
+        return self.through_endpoints(ref, lambda: self._pull(ref))
+
+    def _pull(self, ref: refmod.Reference) -> str:
         p = self.progress
-        p.line(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
         manifest, digest, config = self.resolve(ref)
+        # after the manifest, as Docker: a mirror that has no such image prints nothing
+        p.line(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
         cfg = _json(config, "image config")
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
         descs = manifest["layers"]
@@ -425,12 +454,14 @@ class Puller:
 
 
 def pull_all_tags(puller: Puller, ref: refmod.Reference) -> list[str]:
-    reg = puller.registry(ref)
-    with reg.open(
-        "GET",
-        f"/v2/{ref.path}/tags/list",
-        scopes=(f"repository:{ref.path}:pull",),
-        what=f"tags of {ref.familiar_name}",
-    ) as r:
-        tags = sorted((_json(r.read(), "tag list").get("tags")) or [])
+    def tag_list() -> list[str]:
+        with puller.registry(ref).open(
+            "GET",
+            f"/v2/{ref.path}/tags/list",
+            scopes=(f"repository:{ref.path}:pull",),
+            what=f"tags of {ref.familiar_name}",
+        ) as r:
+            return sorted((_json(r.read(), "tag list").get("tags")) or [])
+
+    tags = puller.through_endpoints(ref, tag_list)
     return [puller.pull(ref.with_tag(t)) for t in tags]
