@@ -1,5 +1,5 @@
 """Container management commands: ps, top, stats, pause, unpause, rename, diff, commit, cp,
-and ``container SUBCOMMAND`` (Docker's management-command spelling of them all, plus
+export, update, and ``container SUBCOMMAND`` (Docker's management-command spelling of them all, plus
 ``container prune``). Output columns, messages and exit codes are Docker's."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from .cliutil import add_command, confirm, each_container, eprint
+from .cliutil import add_command, confirm, each_container, eprint, outcomes
 from .engine import Engine
 from .errors import EngineError, InvalidInput
 
@@ -328,6 +328,44 @@ def _host_path(path: str) -> str:
     return os.path.abspath(path).rstrip("/") + tail
 
 
+# -- export / update ---------------------------------------------------------------------------
+
+
+def cmd_export(engine: Engine, a: argparse.Namespace) -> int:
+    from .export import export
+
+    if not a.output and sys.stdout.isatty():
+        raise InvalidInput("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    export(engine, a.container, a.output)
+    return 0
+
+
+def cmd_update(engine: Engine, a: argparse.Namespace) -> int:
+    """Docker's CLI: each container's ref printed as it is done, then the daemon's
+    warnings, then every error (exit 1 if any)."""
+    from .errors import NotFound
+    from .update import parse, update
+
+    req = parse(a)
+    engine.reconcile()  # a container whose monitor died is not running any more
+    errors: list[str] = []
+    for ref, err in zip(a.containers, outcomes(a.containers, lambda r: update(engine, r, req)),
+                        strict=True):  # fmt: skip
+        if err is None:
+            print(ref, flush=True)
+        elif isinstance(err, NotFound):
+            errors.append(f"Error response from daemon: No such container: {ref}")
+        elif isinstance(err, EngineError):
+            errors.append(f"Error response from daemon: {err}")
+        else:
+            raise err
+    if req.warnings:
+        print("\n".join(req.warnings))
+    for line in errors:
+        eprint(line)
+    return 1 if errors else 0
+
+
 # -- container SUBCOMMAND ----------------------------------------------------------------------
 
 #: ``container X`` -> the top-level command word it runs
@@ -401,5 +439,11 @@ def setup(sub) -> None:
     cp.add_argument("-q", "--quiet", action="store_true")
     cp.add_argument("src")
     cp.add_argument("dest")
+    ex = add_command(sub, "export", cmd_export)
+    ex.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    ex.add_argument("container")
+    from .update import add_flags
+
+    add_flags(add_command(sub, "update", cmd_update))
     ct = add_command(sub, "container", cmd_container)
     ct.add_argument("rest", nargs=argparse.REMAINDER)
