@@ -86,6 +86,11 @@ def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     return 0
 
 
+def _prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="until=, label=, label!=")
+
+
 # -- top / stats -----------------------------------------------------------------------------
 
 
@@ -382,14 +387,13 @@ def cmd_container(engine: Engine, a: argparse.Namespace) -> int:
         return 1
     word, rest = a.rest[0], a.rest[1:]
     if word == "prune":
-        p = argparse.ArgumentParser(prog="pydock container prune")
-        p.add_argument("-f", "--force", action="store_true")
-        p.add_argument("--filter", action="append", default=[])
-        try:
-            sub = p.parse_args(rest)
-        except SystemExit as e:
-            return int(e.code or 0)
-        return cmd_prune(engine, sub)
+        from .cliutil import Parser
+
+        p = Parser(prog="pydock container prune")
+        _prune_flags(p)
+        return cmd_prune(engine, p.parse_args(rest))
+    if word == "inspect":
+        rest = ["--type", "container", *rest]  # Docker's container inspect: containers only
     word = _CONTAINER_ALIASES.get(word, word)
     if word == "container" or word not in cli.COMMAND_MODULES:
         eprint(f'pydock: unknown container command "{a.rest[0]}"')
