@@ -67,8 +67,18 @@ def cmd_rename(engine: Engine, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
+def run_prune(engine: Engine, filters: list[str]) -> tuple[int, str]:
+    """Docker's container.RunPrune: (bytes reclaimed, the report), no question asked;
+    ``system prune`` runs it too."""
     from . import manage
+
+    removed, reclaimed = manage.prune(engine, filters)
+    if not removed:
+        return 0, ""
+    return reclaimed, "Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed)
+
+
+def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     from .format import human_size
 
     if not a.force and not confirm(
@@ -76,12 +86,9 @@ def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     ):
         print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
         return 0
-    removed, reclaimed = manage.prune(engine, a.filter)
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
+    reclaimed, output = run_prune(engine, a.filter)
+    if output:
+        print(output)
     print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
 

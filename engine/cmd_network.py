@@ -55,11 +55,9 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
             "container.\nAre you sure you want to continue?"
         ):
             return 0  # Docker 20.10 prints nothing more
-        removed = manager.prune_networks(engine.root)
-        if removed:
-            print("Deleted Networks:")
-            for name in removed:
-                print(name)
+        output = run_prune(engine, a.filter)
+        if output:
+            print(output)  # and a blank line, as Docker's Fprintln of the report
     elif a.net_cmd == "connect":
         manager.connect(engine, a.network, a.container)
     elif a.net_cmd == "disconnect":
@@ -67,6 +65,20 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
     else:
         raise EngineError("usage: pydock network create|ls|inspect|rm|prune|connect|disconnect")
     return 0
+
+
+def run_prune(engine: Engine, filters: list[str]) -> str:
+    """Docker's network.RunPrune: the report of the user networks no container uses
+    (``until=``, ``label=``, ``label!=`` filters), no question asked; ``system prune``
+    runs it too."""
+    from .manage import PruneFilter
+    from .network import manager
+
+    keep = PruneFilter(filters)
+    removed = manager.prune_networks(
+        engine.root, keep=lambda n: keep.matches(n.get("Created", ""), n.get("Labels"))
+    )
+    return "Deleted Networks:\n" + "".join(f"{n}\n" for n in removed) if removed else ""
 
 
 #: Docker's network formatter (cli/command/network/formatter.go)
@@ -142,6 +154,7 @@ def setup(sub) -> None:
         r.add_argument("networks", nargs="+")
     pr = nsub.add_parser("prune", help="remove unused networks and drain namespace pools")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    pr.add_argument("--filter", action="append", default=[], help="until=, label=, label!=")
     for word in ("connect", "disconnect"):
         cc = nsub.add_parser(word)
         cc.add_argument("network")
