@@ -41,11 +41,16 @@ def parse(a: argparse.Namespace) -> Request:
         raise InvalidInput("you must provide one or more flags when using this command")
     out: dict = {}
     warnings: list[str] = []
+    # Malformed values are flag errors (exit 125, as pflag's); what the daemon refuses
+    # below exits 1, as docker update's errors do.
+    if a.memory is not None:
+        if a.memory.strip() == "-1":  # MemBytes: only --memory-swap takes -1
+            raise InvalidInput(f'invalid argument "{a.memory}" for "--memory" flag: invalid size',
+                               125)  # fmt: skip
+        out["Memory"] = lim.parse_bytes(a.memory, "--memory")
+    if a.memory_swap is not None:
+        out["MemorySwap"] = lim.parse_bytes(a.memory_swap, "--memory-swap")
     try:
-        if a.memory is not None:
-            out["Memory"] = lim.parse_bytes(a.memory, "--memory")
-        if a.memory_swap is not None:
-            out["MemorySwap"] = lim.parse_bytes(a.memory_swap, "--memory-swap")
         memory, swap = out.get("Memory", 0), out.get("MemorySwap", 0)
         if 0 < memory < lim.MIN_MEMORY:
             raise InvalidInput("Minimum memory limit allowed is 6MB")
@@ -74,6 +79,8 @@ def parse(a: argparse.Namespace) -> Request:
 
             restart = parse_policy(a.restart)
     except EngineError as e:
+        if str(e).startswith("invalid argument "):
+            raise  # a flag that does not parse (--cpus x): 125
         raise InvalidInput(str(e)) from None  # Docker's update fails with 1, not run's 125
     return Request(out, restart, warnings)
 

@@ -20,7 +20,8 @@ def _members(data: bytes) -> dict[str, tarfile.TarInfo]:
 
 def test_export_running_and_stopped_imports_back(pydock, tmp_path):
     script = "echo hi > /hello && ln /hello /hello2 && rm /bin/true && touch /ready && sleep 60"
-    cid = pydock.out("run", "-d", "busybox", "sh", "-c", script).strip()
+    script = "echo v > /data/in-volume && " + script
+    cid = pydock.out("run", "-d", "-v", "exp:/data", "busybox", "sh", "-c", script).strip()
     pydock("exec", cid, "sh", "-c", "while [ ! -e /ready ]; do sleep 0.05; done", check=True)
     live = pydock("export", cid, check=True).stdout
     names = _members(live)
@@ -32,6 +33,8 @@ def test_export_running_and_stopped_imports_back(pydock, tmp_path):
     assert not [n for n in names if n.startswith(("proc/", "sys/", "dev/"))]
     # the runtime's /etc stubs (the image has none of these files) are left out
     assert not {"etc/hosts", "etc/hostname", "etc/resolv.conf"} & set(names)
+    # a volume is not the container's filesystem: its mount point stays, its files do not
+    assert names["data"].isdir() and "data/in-volume" not in names
     pydock("stop", "-t", "0", cid, check=True)
     out = tmp_path / "c.tar"
     pydock("container", "export", "-o", str(out), cid, check=True)

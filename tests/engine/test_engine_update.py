@@ -114,6 +114,14 @@ def test_docker_refusals(overlay_pydock):
     assert (res.returncode, res.stderr.decode()) == (
         1, "pydock: you must provide one or more flags when using this command\n",
     )  # fmt: skip
+    res = pd("update", "--memory", "-1", cid)  # only --memory-swap takes -1
+    assert (res.returncode, res.stderr.decode()) == (
+        125, 'pydock: invalid argument "-1" for "--memory" flag: invalid size\n',
+    )  # fmt: skip
+    res = pd("update", "--cpus", "lots", cid)
+    assert res.returncode == 125 and b"failed to parse lots as a rational number" in res.stderr
+    res = pd("update", "--cpus", "1000", cid)
+    assert res.returncode == 1 and res.stderr.decode().startswith("pydock: Range of CPUs is")
     res = pd("update", "--cpus", "1", "nosuchcontainer", cid)
     assert res.returncode == 1
     assert res.stdout.decode() == cid + "\n"  # the others are still updated
