@@ -5,6 +5,7 @@ refusals with the record left as it was."""
 from __future__ import annotations
 
 import json
+import time
 
 from helpers import cgroup_dir
 
@@ -145,3 +146,20 @@ def test_restart_policy_refused_with_auto_remove(overlay_pydock):
         "updated because AutoRemove is enabled for the container\n"
     )
     assert _inspect(pd, cid)["HostConfig"]["RestartPolicy"]["Name"] == "no"
+
+
+def test_restart_policy_update_reaches_the_running_containers_monitor(overlay_pydock):
+    pd = overlay_pydock
+    # no policy at run; the update is what makes its monitor restart it (Docker's
+    # UpdateMonitor), twice, as on-failure:2 allows
+    cid = pd.out("run", "-d", "busybox", "sh", "-c", "sleep 1; exit 3").strip()
+    pd("update", "--restart", "on-failure:2", cid, check=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = _inspect(pd, cid)
+        if info["RestartCount"] == 2 and info["State"]["Status"] == "exited":
+            break
+        time.sleep(0.2)
+    assert (info["RestartCount"], info["State"]["Status"], info["State"]["ExitCode"]) == (
+        2, "exited", 3,
+    )  # fmt: skip
