@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ps": "cmd_manage", "top": "cmd_manage", "stats": "cmd_manage", "pause": "cmd_manage",
     "unpause": "cmd_manage", "rename": "cmd_manage", "diff": "cmd_manage",
     "commit": "cmd_manage", "cp": "cmd_manage", "container": "cmd_manage",
+    "export": "cmd_manage", "update": "cmd_manage",
     "stop": "cmd_lifecycle", "kill": "cmd_lifecycle", "restart": "cmd_lifecycle",
     "wait": "cmd_lifecycle", "attach": "cmd_lifecycle", "exec": "cmd_lifecycle",
     "system": "cmd_lifecycle",

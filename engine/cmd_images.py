@@ -1,4 +1,4 @@
-"""Image commands: images, rmi, load, image (bootstrap, ls, rm, inspect)."""
+"""Image commands: images, rmi, load, image (bootstrap, ls|list, rm|remove, load, inspect)."""
 
 from __future__ import annotations
 
@@ -84,10 +84,9 @@ def cmd_image(engine: Engine, a: argparse.Namespace) -> int:
             return 1
         print(image_id)
         return 0
-    if a.image_cmd == "ls":
-        return cmd_images(engine, a)
-    if a.image_cmd == "rm":
-        return cmd_rmi(engine, a)
+    local = _IMAGE_LOCAL.get(a.image_cmd)
+    if local is not None:
+        return local(engine, a)
     from .cmd_registry import run_image_subcommand
 
     code = run_image_subcommand(engine, a)  # pull, push, tag, history, save, import, prune
@@ -96,6 +95,16 @@ def cmd_image(engine: Engine, a: argparse.Namespace) -> int:
     from .cmd_system import cmd_inspect
 
     return cmd_inspect(engine, a)
+
+
+#: ``image`` subcommands that are this module's top-level commands (Docker's aliases)
+_IMAGE_LOCAL = {"ls": cmd_images, "list": cmd_images, "rm": cmd_rmi, "remove": cmd_rmi,
+                "load": cmd_load}  # fmt: skip
+
+
+def _add_load_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", help="read from a tar archive file, instead of STDIN")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
 
 
 def _add_images_flags(p: argparse.ArgumentParser) -> None:
@@ -120,15 +129,13 @@ def setup(sub) -> None:
     _add_images_flags(add_command(sub, "images", cmd_images))
     rmi = add_command(sub, "rmi", cmd_rmi)
     _add_rmi_flags(rmi)
-    ld = add_command(sub, "load", cmd_load)
-    ld.add_argument("-i", "--input")
-    ld.add_argument("-q", "--quiet", action="store_true")
+    _add_load_flags(add_command(sub, "load", cmd_load))
     img = add_command(sub, "image", cmd_image)
     isub = img.add_subparsers(dest="image_cmd", parser_class=Parser, required=True)
     isub.add_parser("bootstrap", help="build busybox:latest from the host's static busybox")
-    _add_images_flags(isub.add_parser("ls"))
-    irm = isub.add_parser("rm")
-    _add_rmi_flags(irm)
+    _add_images_flags(isub.add_parser("ls", aliases=["list"]))
+    _add_rmi_flags(isub.add_parser("rm", aliases=["remove"]))
+    _add_load_flags(isub.add_parser("load"))
     iins = isub.add_parser("inspect")
     iins.add_argument("-f", "--format")
     iins.add_argument("objects", nargs="+")

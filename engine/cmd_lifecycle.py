@@ -1,4 +1,4 @@
-"""Lifecycle commands: stop, kill, restart, wait, attach, exec, system boot."""
+"""Lifecycle commands: stop, kill, restart, wait, attach, exec, system boot|warm|df|prune."""
 
 from __future__ import annotations
 
@@ -99,9 +99,21 @@ def cmd_exec(engine: Engine, a: argparse.Namespace) -> int:
 def cmd_system(engine: Engine, a: argparse.Namespace) -> int:
     handler = getattr(a, "system_handler", None)
     if handler is None:
-        eprint("Usage: pydock system COMMAND (boot, warm)")
+        eprint("Usage: pydock system COMMAND (boot, df, prune, warm)")
         return 1
     return handler(engine, a)
+
+
+def cmd_system_prune(engine: Engine, a: argparse.Namespace) -> int:
+    from . import sysprune
+
+    return sysprune.run(engine, a)
+
+
+def cmd_system_df(engine: Engine, a: argparse.Namespace) -> int:
+    from . import diskusage
+
+    return diskusage.run(engine, a)
 
 
 def cmd_system_boot(engine: Engine, a: argparse.Namespace) -> int:
@@ -162,7 +174,7 @@ def setup(sub) -> None:
     ex.add_argument("container")
     ex.add_argument("command", nargs=argparse.REMAINDER)
     sy = add_command(sub, "system", cmd_system)
-    # `system` has sub-commands (boot here; prune may join): each sets system_handler.
+    # `system` has sub-commands: each sets system_handler.
     ssub = sy.add_subparsers(dest="system_cmd")
     boot = ssub.add_parser("boot", help="start containers whose restart policy applies "
                                         "after an engine or host restart")  # fmt: skip
@@ -172,3 +184,11 @@ def setup(sub) -> None:
     warm.add_argument("-n", "--count", type=int, help="workers to keep (default: start-pool)")
     warm.add_argument("--stop", action="store_true", help="stop every start worker")
     warm.set_defaults(system_handler=cmd_system_warm)
+    from . import diskusage, sysprune
+
+    pr = ssub.add_parser("prune", help="remove unused data")
+    sysprune.add_flags(pr)
+    pr.set_defaults(system_handler=cmd_system_prune)
+    df = ssub.add_parser("df", help="show pydock disk usage")
+    diskusage.add_flags(df)
+    df.set_defaults(system_handler=cmd_system_df)

@@ -1,5 +1,5 @@
 """Container management commands: ps, top, stats, pause, unpause, rename, diff, commit, cp,
-and ``container SUBCOMMAND`` (Docker's management-command spelling of them all, plus
+export, update, and ``container SUBCOMMAND`` (Docker's management-command spelling of them all, plus
 ``container prune``). Output columns, messages and exit codes are Docker's."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from .cliutil import add_command, confirm, each_container, eprint
+from .cliutil import add_command, confirm, each_container, eprint, outcomes
 from .engine import Engine
 from .errors import EngineError, InvalidInput
 
@@ -67,8 +67,18 @@ def cmd_rename(engine: Engine, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
+def run_prune(engine: Engine, filters: list[str]) -> tuple[int, str]:
+    """Docker's container.RunPrune: (bytes reclaimed, the report), no question asked;
+    ``system prune`` runs it too."""
     from . import manage
+
+    removed, reclaimed = manage.prune(engine, filters)
+    if not removed:
+        return 0, ""
+    return reclaimed, "Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed)
+
+
+def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     from .format import human_size
 
     if not a.force and not confirm(
@@ -76,14 +86,16 @@ def cmd_prune(engine: Engine, a: argparse.Namespace) -> int:
     ):
         print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
         return 0
-    removed, reclaimed = manage.prune(engine, a.filter)
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
+    reclaimed, output = run_prune(engine, a.filter)
+    if output:
+        print(output)
     print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
+
+
+def _prune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="until=, label=, label!=")
 
 
 # -- top / stats -----------------------------------------------------------------------------
@@ -330,6 +342,44 @@ def _host_path(path: str) -> str:
     return os.path.abspath(path).rstrip("/") + tail
 
 
+# -- export / update ---------------------------------------------------------------------------
+
+
+def cmd_export(engine: Engine, a: argparse.Namespace) -> int:
+    from .export import export
+
+    if not a.output and sys.stdout.isatty():
+        raise InvalidInput("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    export(engine, a.container, a.output)
+    return 0
+
+
+def cmd_update(engine: Engine, a: argparse.Namespace) -> int:
+    """Docker's CLI: each container's ref printed as it is done, then the daemon's
+    warnings, then every error (exit 1 if any)."""
+    from .errors import NotFound
+    from .update import parse, update
+
+    req = parse(a)
+    engine.reconcile()  # a container whose monitor died is not running any more
+    errors: list[str] = []
+    for ref, err in zip(a.containers, outcomes(a.containers, lambda r: update(engine, r, req)),
+                        strict=True):  # fmt: skip
+        if err is None:
+            print(ref, flush=True)
+        elif isinstance(err, NotFound):
+            errors.append(f"Error response from daemon: No such container: {ref}")
+        elif isinstance(err, EngineError):
+            errors.append(f"Error response from daemon: {err}")
+        else:
+            raise err
+    if req.warnings:
+        print("\n".join(req.warnings))
+    for line in errors:
+        eprint(line)
+    return 1 if errors else 0
+
+
 # -- container SUBCOMMAND ----------------------------------------------------------------------
 
 #: ``container X`` -> the top-level command word it runs
@@ -346,14 +396,13 @@ def cmd_container(engine: Engine, a: argparse.Namespace) -> int:
         return 1
     word, rest = a.rest[0], a.rest[1:]
     if word == "prune":
-        p = argparse.ArgumentParser(prog="pydock container prune")
-        p.add_argument("-f", "--force", action="store_true")
-        p.add_argument("--filter", action="append", default=[])
-        try:
-            sub = p.parse_args(rest)
-        except SystemExit as e:
-            return int(e.code or 0)
-        return cmd_prune(engine, sub)
+        from .cliutil import Parser
+
+        p = Parser(prog="pydock container prune")
+        _prune_flags(p)
+        return cmd_prune(engine, p.parse_args(rest))
+    if word == "inspect":
+        rest = ["--type", "container", *rest]  # Docker's container inspect: containers only
     word = _CONTAINER_ALIASES.get(word, word)
     if word == "container" or word not in cli.COMMAND_MODULES:
         eprint(f'pydock: unknown container command "{a.rest[0]}"')
@@ -403,5 +452,11 @@ def setup(sub) -> None:
     cp.add_argument("-q", "--quiet", action="store_true")
     cp.add_argument("src")
     cp.add_argument("dest")
+    ex = add_command(sub, "export", cmd_export)
+    ex.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    ex.add_argument("container")
+    from .update import add_flags
+
+    add_flags(add_command(sub, "update", cmd_update))
     ct = add_command(sub, "container", cmd_container)
     ct.add_argument("rest", nargs=argparse.REMAINDER)

@@ -55,11 +55,9 @@ def cmd_network(engine: Engine, a: argparse.Namespace) -> int:
             "container.\nAre you sure you want to continue?"
         ):
             return 0  # Docker 20.10 prints nothing more
-        removed = manager.prune_networks(engine.root)
-        if removed:
-            print("Deleted Networks:")
-            for name in removed:
-                print(name)
+        output = run_prune(engine, a.filter)
+        if output:
+            print(output)  # and a blank line, as Docker's Fprintln of the report
     elif a.net_cmd == "connect":
         manager.connect(engine, a.network, a.container)
     elif a.net_cmd == "disconnect":
@@ -87,6 +85,20 @@ def _network_json(engine: Engine, info: dict) -> dict:
                 eid = containerview.endpoint_id(rec, info["Id"])
                 containers[cid] = {"Name": rec["Name"].lstrip("/"), "EndpointID": eid}
     return apitypes.complete(info, apitypes.NETWORK)
+
+
+def run_prune(engine: Engine, filters: list[str]) -> str:
+    """Docker's network.RunPrune: the report of the user networks no container uses
+    (``until=``, ``label=``, ``label!=`` filters), no question asked; ``system prune``
+    runs it too."""
+    from .manage import PruneFilter
+    from .network import manager
+
+    keep = PruneFilter(filters)
+    removed = manager.prune_networks(
+        engine.root, keep=lambda n: keep.matches(n.get("Created", ""), n.get("Labels"))
+    )
+    return "Deleted Networks:\n" + "".join(f"{n}\n" for n in removed) if removed else ""
 
 
 #: Docker's network formatter (cli/command/network/formatter.go)
@@ -162,6 +174,7 @@ def setup(sub) -> None:
         r.add_argument("networks", nargs="+")
     pr = nsub.add_parser("prune", help="remove unused networks and drain namespace pools")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    pr.add_argument("--filter", action="append", default=[], help="until=, label=, label!=")
     for word in ("connect", "disconnect"):
         cc = nsub.add_parser(word)
         cc.add_argument("network")

@@ -175,9 +175,20 @@ def cmd_import(engine: Engine, a: argparse.Namespace) -> int:
     return 0
 
 
+def run_image_prune(engine: Engine, all_images: bool, filters: list[str]) -> tuple[int, str]:
+    """Docker's image.RunPrune: (bytes reclaimed, the report), no question asked;
+    ``system prune`` runs it too."""
+    from .prune import prune_images
+
+    engine.reconcile()
+    lines, reclaimed = prune_images(engine, all_images=all_images, filters=filters)
+    if not lines:
+        return reclaimed, ""
+    return reclaimed, "Deleted Images:\n" + "".join(f"{line}\n" for line in lines)
+
+
 def cmd_image_prune(engine: Engine, a: argparse.Namespace) -> int:
     from .format import human_size
-    from .prune import prune_images
 
     what = "all images without at least one container associated to them"
     if not a.all:
@@ -188,12 +199,9 @@ def cmd_image_prune(engine: Engine, a: argparse.Namespace) -> int:
     ):
         print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
         return 0
-    engine.reconcile()
-    lines, reclaimed = prune_images(engine, all_images=a.all, filters=a.filter or [])
-    if lines:
-        print("Deleted Images:")
-        print("\n".join(lines))
-        print()
+    reclaimed, output = run_image_prune(engine, a.all, a.filter or [])
+    if output:
+        print(output)
     print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
 

@@ -22,7 +22,10 @@ def cmd_inspect(engine: Engine, a: argparse.Namespace) -> int:
                 _inspect_one(engine, ref, getattr(a, "type", None), getattr(a, "size", False))
             )
         except EngineError as e:
-            eprint(f"Error: No such object: {ref}" if isinstance(e, NotFound) else f"Error: {e}")
+            # Docker's words: container/image inspect name their kind, inspect says object
+            kind = {"container": "container", "image": "image"}.get(getattr(a, "type", None) or "")
+            eprint(f"Error: No such {kind or 'object'}: {ref}" if isinstance(e, NotFound)
+                   else f"Error: {e}")  # fmt: skip
             failed = True
     if a.format:
         failed = print_inspect(a.format, out, _kind_of) or failed

@@ -26,7 +26,7 @@ def _filters(values: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in values:
         key, eq, value = item.partition("=")
-        if not eq or key not in ("dangling", "name", "label", "driver"):
+        if not eq or key not in ("dangling", "name", "label", "label!", "driver"):
             raise InvalidInput(f"invalid filter '{item}'")
         out.setdefault(key, []).append(value)
     return out
@@ -47,6 +47,10 @@ def _matches(info: dict, filters: dict[str, list[str]], in_use: bool) -> bool:
     for label in filters.get("label", []):
         key, eq, value = label.partition("=")
         if key not in info["Labels"] or (eq and info["Labels"][key] != value):
+            return False
+    for label in filters.get("label!", []):  # Docker: the volume must not carry it
+        key, eq, value = label.partition("=")
+        if key in info["Labels"] and (not eq or info["Labels"][key] == value):
             return False
     return True
 
@@ -111,27 +115,32 @@ def cmd_volume(engine: Engine, a: argparse.Namespace) -> int:
 
 
 #: Docker's volume formatter (cli/command/formatter/volume.go): headers and default table
-_LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
                "Group": "GROUP", "Availability": "AVAILABILITY", "Status": "STATUS"}  # fmt: skip
 _LS_DEFAULT = r"table {{.Driver}}\t{{.Name}}"
 
 
-def _ls_format(fmt: str | None, infos: list[dict]) -> str:
-    from .gotemplate import Func, Struct, format_list
+def row(info: dict, *, links: str = "N/A", size: str = "N/A"):
+    """One volume as Docker's formatter sees it (``*formatter.volumeContext``); ``links``
+    and ``size`` are known only to ``system df -v``."""
+    from .gotemplate import Func, Struct
 
-    rows = []
-    for i in infos:
-        labels = i.get("Labels") or {}
-        doc = {"Name": i["Name"], "Driver": i["Driver"], "Scope": i.get("Scope", "local"),
-               "Mountpoint": i.get("Mountpoint", ""), "Size": "N/A", "Links": "N/A",
-               "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-               "Group": "", "Availability": "N/A", "Status": "N/A"}  # fmt: skip
-        label = Func(lambda key, labels=labels: labels.get(key, ""), ("string",))
-        rows.append(Struct("*formatter.volumeContext", doc, methods={"Label": label},
-                           json_value=dict(sorted(doc.items()))))  # fmt: skip
+    labels = info.get("Labels") or {}
+    doc = {"Name": info["Name"], "Driver": info["Driver"], "Scope": info.get("Scope", "local"),
+           "Mountpoint": info.get("Mountpoint", ""), "Size": size, "Links": links,
+           "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+           "Group": "", "Availability": "N/A", "Status": "N/A"}  # fmt: skip
+    label = Func(lambda key, labels=labels: labels.get(key, ""), ("string",))
+    return Struct("*formatter.volumeContext", doc, methods={"Label": label},
+                  json_value=dict(sorted(doc.items())))  # fmt: skip
+
+
+def _ls_format(fmt: str | None, infos: list[dict]) -> str:
+    from .gotemplate import format_list
+
     fmt = _LS_DEFAULT if not fmt or fmt == "table" else fmt
-    return format_list(fmt, rows, _LS_HEADERS)
+    return format_list(fmt, [row(i) for i in infos], LS_HEADERS)
 
 
 def _prune(engine: Engine, store: VolumeStore, a: argparse.Namespace) -> int:
@@ -146,27 +155,35 @@ def _prune(engine: Engine, store: VolumeStore, a: argparse.Namespace) -> int:
         ):
             print("Total reclaimed space: 0B")  # Docker 20.10 still prints its total, exit 0
             return 0
-    filters = _filters(a.filter)
+    reclaimed, output = run_prune(engine, a.all, a.filter)
+    if output:
+        print(output)
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def run_prune(engine: Engine, all_volumes: bool, filters: list[str]) -> tuple[int, str]:
+    """Docker's volume.RunPrune: (bytes reclaimed, the report), no question asked;
+    ``system prune --volumes`` runs it (with every unused volume, as 20.10 pruned)."""
+    store = VolumeStore(engine.root)
+    store.ensure()
+    wanted = _filters(filters)
     deleted, reclaimed = [], 0
     with store.lock:
         used = users_of(engine.containers.all())
         for name in store.names():
             info = store.inspect(name)
-            if name in used or (not a.all and ANON_LABEL not in info["Labels"]):
+            if name in used or (not all_volumes and ANON_LABEL not in info["Labels"]):
                 continue
-            if not _matches(info, filters, False):
+            if not _matches(info, wanted, False):
                 continue
             size = store.size(name)
             store.remove(name, [])
             deleted.append(name)
             reclaimed += size
-    if deleted:
-        print("Deleted Volumes:")
-        for name in deleted:
-            print(name)
-        print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
-    return 0
+    if not deleted:
+        return 0, ""
+    return reclaimed, "Deleted Volumes:\n" + "".join(f"{n}\n" for n in deleted)
 
 
 def setup(sub) -> None:

@@ -332,11 +332,12 @@ def write_tar(root: Root, path: str, out, *, follow: bool = False) -> None:  # n
     base = parts[-1] if parts and not _contents_only(path) else "."
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         pfd = open_parts(root.fd, parts[:-1]) if parts else os.dup(root.fd)
+        walk = _TarWalk(tar)
         try:
             if parts:
-                _tar_entry(tar, pfd, parts[-1], base)
+                walk.entry(pfd, parts[-1], base)
             else:
-                _tar_children(tar, pfd, base)
+                walk.children(pfd, base)
         finally:
             os.close(pfd)
 
@@ -349,45 +350,72 @@ def _tar_info(arcname: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _tar_entry(tar: tarfile.TarFile, pfd: int, name: str, arcname: str) -> None:
-    st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-    info = _tar_info(arcname, st)
-    if stat.S_ISREG(st.st_mode):
-        # The size comes from the open file, not the name: a running container may
-        # replace the file (write and rename) between our stat and our open. O_NONBLOCK:
-        # should a fifo have been swapped in, the open must not wait for a writer.
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=pfd)  # fmt: skip
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EAGAIN, "changed while being copied", arcname)
-            info = _tar_info(arcname, st)
-            info.type, info.size = tarfile.REGTYPE, st.st_size
-            tar.addfile(info, f)
-    elif stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        fd = os.open(name, _DIR, dir_fd=pfd)
-        try:
-            _tar_children(tar, fd, arcname)
-        finally:
-            os.close(fd)
-    elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=pfd)
-        tar.addfile(info)
-    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        tar.addfile(info)
-    elif stat.S_ISFIFO(st.st_mode):
-        info.type = tarfile.FIFOTYPE
-        tar.addfile(info)
+class _TarWalk:
+    """One tar being written from a tree: ``skip`` holds arcnames left out (with what is
+    below them); ``links`` (when kept) maps (dev, ino) of files with several links to the
+    arcname written first, so later names become hard-link entries (export), else every
+    name gets its own copy (cp, which Docker's copies also write as separate files)."""
+
+    def __init__(self, tar: tarfile.TarFile, skip: frozenset[str] | set[str] = frozenset(),
+                 hardlinks: bool = False) -> None:  # fmt: skip
+        self.tar = tar
+        self.skip = skip
+        self.links: dict[tuple[int, int], str] | None = {} if hardlinks else None
+
+    def entry(self, pfd: int, name: str, arcname: str) -> None:
+        if arcname in self.skip:
+            return
+        tar = self.tar
+        st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        info = _tar_info(arcname, st)
+        if stat.S_ISREG(st.st_mode):
+            if self.links is not None and st.st_nlink > 1:
+                first = self.links.setdefault((st.st_dev, st.st_ino), arcname)
+                if first != arcname:
+                    info.type, info.linkname = tarfile.LNKTYPE, first
+                    tar.addfile(info)
+                    return
+            # The size comes from the open file, not the name: a running container may
+            # replace the file (write and rename) between our stat and our open. O_NONBLOCK:
+            # should a fifo have been swapped in, the open must not wait for a writer.
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=pfd)  # fmt: skip
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError(errno.EAGAIN, "changed while being copied", arcname)
+                info = _tar_info(arcname, st)
+                info.type, info.size = tarfile.REGTYPE, st.st_size
+                tar.addfile(info, f)
+        elif stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+            fd = os.open(name, _DIR, dir_fd=pfd)
+            try:
+                self.children(fd, arcname)
+            finally:
+                os.close(fd)
+        elif stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=pfd)
+            tar.addfile(info)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            tar.addfile(info)
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+            tar.addfile(info)
+
+    def children(self, fd: int, arcname: str) -> None:
+        for child in sorted(os.listdir(fd)):
+            self.entry(fd, child, f"{arcname}/{child}" if arcname != "." else child)
 
 
-def _tar_children(tar: tarfile.TarFile, fd: int, arcname: str) -> None:
-    for child in sorted(os.listdir(fd)):
-        _tar_entry(tar, fd, child, f"{arcname}/{child}" if arcname != "." else child)
+def write_tree_tar(root: Root, out, *, skip: set[str]) -> None:  # noqa: ANN001
+    """``export``: the whole tree below ``root`` as a tar, entries named without a leading
+    ``./`` (Docker's archive of a layer mount), hard links kept, ``skip`` left out."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        _TarWalk(tar, skip, hardlinks=True).children(root.fd, ".")
 
 
 def extract_tar(root: Root, path: str, stream, *, keep_owner: bool = False) -> None:  # noqa: ANN001

@@ -82,24 +82,41 @@ def _until(value: str) -> float:
     return dt.timestamp()
 
 
+class PruneFilter:
+    """Docker's prune filters (``until=``, ``label=``, ``label!=``; AND across them), as
+    container and network prune take them: ``matches(created, labels)``."""
+
+    def __init__(self, filters: list[str]) -> None:
+        self.until: float | None = None
+        self.labels: list[tuple[str, bool]] = []
+        for f in filters:
+            key, eq, value = f.partition("=")
+            if key == "until" and eq:
+                self.until = _until(value)
+            elif key == "label" and eq:
+                self.labels.append((value, True))
+            elif key == "label!" and eq:
+                self.labels.append((value, False))
+            else:
+                raise EngineError(f"invalid filter '{key}'")
+
+    def matches(self, created: str, labels: dict[str, str] | None) -> bool:
+        from .containers import parse_time
+
+        if self.until is not None:
+            when = parse_time(created or "")
+            if when is None or when.timestamp() >= self.until:
+                return False
+        have = labels or {}
+        return all(_label_holds(have, spec) == want for spec, want in self.labels)
+
+
 def prune(engine, filters: list[str]) -> tuple[list[str], int]:
     """Remove every stopped container (created, exited, dead) that the filters keep;
     returns the removed ids and the bytes their writable layers used."""
     from ..drivers.base import DriverError
-    from .containers import parse_time
 
-    until: float | None = None
-    labels: list[tuple[str, bool]] = []
-    for f in filters:
-        key, eq, value = f.partition("=")
-        if key == "until" and eq:
-            until = _until(value)
-        elif key == "label" and eq:
-            labels.append((value, True))
-        elif key == "label!" and eq:
-            labels.append((value, False))
-        else:
-            raise EngineError(f"invalid filter '{key}'")
+    keep = PruneFilter(filters)
     engine.reconcile()
     removed: list[str] = []
     reclaimed = 0
@@ -107,12 +124,7 @@ def prune(engine, filters: list[str]) -> tuple[list[str], int]:
         st = rec["State"]
         if rec.get("Creating") or st["Status"] == "running" or alive(st.get("Owner")):
             continue  # running, or being created or started by a live pydock right now
-        if until is not None:
-            created = parse_time(rec["Created"])
-            if created is None or created.timestamp() >= until:
-                continue
-        have = rec["Config"].get("Labels") or {}
-        if not all(_label_holds(have, spec) == want for spec, want in labels):
+        if not keep.matches(rec["Created"], rec["Config"].get("Labels")):
             continue
         try:
             driver = engine.driver(rec["Driver"])

@@ -28,6 +28,10 @@ def _filters(items: list[str]) -> list[tuple[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or key not in ("until", "label", "label!"):
             raise InvalidInput(f"invalid filter {item!r} (until=, label=, label!=)")
+        if key == "until":
+            from .manage import _until
+
+            _until(value)  # a bad time fails before anything is deleted
         out.append((key, value))
     return out
 
@@ -35,10 +39,11 @@ def _filters(items: list[str]) -> list[tuple[str, str]]:
 def _matches(config: dict, filters: list[tuple[str, str]]) -> bool:
     labels = (config.get("config") or {}).get("Labels") or {}
     for key, value in filters:
-        if key == "until":
+        if key == "until":  # a duration ago (24h) or a timestamp, as container prune's
+            from .manage import _until
+
             created = parse_time(config.get("created", ""))
-            limit = parse_time(value)
-            if created is None or limit is None or created >= limit:
+            if created is None or created.timestamp() >= _until(value):
                 return False
         else:
             k, eq, v = value.partition("=")

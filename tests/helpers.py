@@ -37,3 +37,16 @@ def mounts_below(root: Path) -> list[str]:
 
 def no_mounts_under(path: Path) -> bool:
     return not mounts_below(path)
+
+
+def cgroup_dir(pid: int, controller: str) -> Path:
+    """The v1 directory of ``pid``'s cgroup in ``controller``'s hierarchy."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if controller in ctrls.split(","):
+            mount = "cpu,cpuacct" if controller in ("cpu", "cpuacct") else controller
+            base = Path("/sys/fs/cgroup") / mount
+            if not base.exists():
+                base = Path("/sys/fs/cgroup") / controller
+            return base / path.lstrip("/")
+    raise AssertionError(f"{controller} not in /proc/{pid}/cgroup")

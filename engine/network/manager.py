@@ -503,11 +503,12 @@ def remove_network(root: Path, ref: str) -> str:
         sess.close()
 
 
-def prune_networks(root: Path) -> list[str]:
+def prune_networks(root: Path, keep=None) -> list[str]:  # noqa: ANN001
     """``network prune``: every network without containers loses its pool and its
     bridge; user networks are deleted (Docker's prune), the default one keeps its record
     and comes back up on next use. Also the reconcile pass of the pools (pool.py).
-    Returns the deleted user networks' names."""
+    ``keep(net)``: the prune filters (False leaves a user network alone). Returns the
+    deleted user networks' names."""
     from . import pool
 
     cfg, store = _store(root)
@@ -518,6 +519,8 @@ def prune_networks(root: Path) -> list[str]:
             pool.reconcile_locked(cfg, st)
             for net in list(st.networks.values()):
                 if st.endpoints_on(net["Name"]):
+                    continue
+                if keep is not None and not net.get("Default") and not keep(net):
                     continue
                 pool.drain(net, pending_too=True)
                 if not net.get("Default"):

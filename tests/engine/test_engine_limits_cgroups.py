@@ -13,24 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import cgroup_dir as _cgroup_dir
 from pydock.engine import limits
 
 
 def _inspect(pydock, ref: str) -> dict:
     return json.loads(pydock.out("inspect", ref))[0]
-
-
-def _cgroup_dir(pid: int, controller: str) -> Path:
-    """The v1 directory of ``pid``'s cgroup in ``controller``'s hierarchy."""
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        if controller in ctrls.split(","):
-            mount = "cpu,cpuacct" if controller in ("cpu", "cpuacct") else controller
-            base = Path("/sys/fs/cgroup") / mount
-            if not base.exists():
-                base = Path("/sys/fs/cgroup") / controller
-            return base / path.lstrip("/")
-    raise AssertionError(f"{controller} not in /proc/{pid}/cgroup")
 
 
 def _wait_exited(pydock, ref: str, timeout: float = 30) -> dict:
