@@ -14,8 +14,9 @@ arithmetic and tables (cli/command/formatter/disk_usage.go, 20.10):
 - the percentage is ``reclaimable * 100 / total`` in integers, left out when the total
   is 0. pydock has no builder: Build Cache is always empty.
 
-Sizes come from the drivers' recorded usage (never a walk of a layer); volumes are
-measured, as Docker's local driver measures them.
+Image layers' sizes come from the drivers' recorded usage (never a walk); a container's
+writable layer is measured now (``pslist.sizes``, as ``ps -s``), and volumes are measured
+as Docker's local driver measures them.
 """
 
 from __future__ import annotations
