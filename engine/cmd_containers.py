@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..drivers.base import DriverError
@@ -52,6 +53,25 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--mount", action="append", default=[])
     p.add_argument("-l", "--label", action="append", default=[])
+    # environment, /etc files, mounts, init, limits and namespaces (hostflags.py)
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("--add-host", action="append", default=[])
+    p.add_argument("--dns", action="append", default=[])
+    p.add_argument("--dns-search", action="append", default=[])
+    p.add_argument("--dns-option", "--dns-opt", action="append", default=[])
+    p.add_argument("--tmpfs", action="append", default=[])
+    p.add_argument("--init", action="store_true")
+    p.add_argument("--ulimit", action="append", default=[])
+    p.add_argument("--cidfile")
+    p.add_argument("--expose", action="append", default=[])
+    p.add_argument("--shm-size")
+    p.add_argument("--group-add", action="append", default=[])
+    p.add_argument("--ipc")
+    p.add_argument("--pid")
+    p.add_argument("--uts")
+    p.add_argument("--volumes-from", action="append", default=[])
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--platform")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -74,10 +94,15 @@ def _run_options(a: argparse.Namespace):
         port_bindings(a.publish)  # a bad -p fails here, before anything is made
     elif a.publish and network == "none":
         raise InvalidInput("published ports need a network: --network none has only lo", 125)
+    env = a.env
+    if a.env_file:
+        from .envfile import read_all
+
+        env = [*read_all(a.env_file), *a.env]  # -e overrides the files, as in Docker
     return RunOptions(
         command=a.command,
         entrypoint=a.entrypoint,
-        env=a.env,
+        env=env,
         workdir=a.workdir,
         user=a.user,
         hostname=a.hostname,
@@ -95,10 +120,7 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
 
     opts = _run_options(a)
     extra = lifecycle_config(a)
-    rec = engine.create(
-        a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True,
-        extra=extra,
-    )  # fmt: skip
+    rec = _create(engine, a, opts, extra, keep_mounted=True)
     if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
         # Under a monitor: it outlives this command (detach keys, restart policies).
         from . import prestart, shim
@@ -161,12 +183,53 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
 
 
 def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
-    rec = engine.create(
-        a.image, _run_options(a), name=a.name, auto_remove=a.rm, progress=eprint,
-        extra=lifecycle_config(a),
-    )  # fmt: skip
+    rec = _create(engine, a, _run_options(a), lifecycle_config(a))
     print(rec["Id"])
     return 0
+
+
+def _quiet(_msg: str) -> None:
+    """``-q``: the image's fetching is not reported (Docker suppresses the pull output)."""
+
+
+def _create(engine: Engine, a: argparse.Namespace, opts, extra: dict, *,
+            keep_mounted: bool = False) -> dict:  # fmt: skip
+    """engine.create with what run and create share: --platform checked first, and
+    --cidfile, which must not exist (Docker's check, so two runs never share one) and
+    gets the new container's id."""
+    if a.platform:
+        from .platforms import check
+
+        check(engine, a.image, a.platform)
+    fd = _cidfile_open(a) if a.cidfile else -1
+    try:
+        rec = engine.create(a.image, opts, name=a.name, auto_remove=a.rm,
+                            progress=_quiet if a.quiet else eprint, keep_mounted=keep_mounted,
+                            extra=extra)  # fmt: skip
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+            os.unlink(a.cidfile)
+        raise
+    if fd >= 0:
+        os.write(fd, rec["Id"].encode())
+        os.close(fd)
+    return rec
+
+
+def _cidfile_open(a: argparse.Namespace) -> int:
+    try:
+        return os.open(a.cidfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                       0o666 & ~getattr(a, "caller_umask", 0o022))  # fmt: skip
+    except FileExistsError:
+        raise InvalidInput(
+            "Container ID file found, make sure the other container isn't running or "
+            f"delete {a.cidfile}",
+            125,
+        ) from None
+    except OSError as e:
+        raise InvalidInput(f"failed to create the container ID file: {e.strerror}: "
+                           f"{a.cidfile}", 125) from None  # fmt: skip
 
 
 def cmd_start(engine: Engine, a: argparse.Namespace) -> int:

@@ -37,6 +37,16 @@ def _port_bindings(publish: list[str]) -> dict:
     return port_bindings(publish)
 
 
+def _exposed(image_cfg: dict, opts: specmod.RunOptions) -> dict:
+    """Config.ExposedPorts: the image's, --expose's and -p's ports (Docker lists all
+    three; omitted when there are none, as Docker's JSON omits it)."""
+    ports = dict(image_cfg.get("ExposedPorts") or {})
+    ports.update(opts.expose)
+    if opts.publish:
+        ports.update(dict.fromkeys(_port_bindings(opts.publish), {}))
+    return {"ExposedPorts": ports} if ports else {}
+
+
 #: drivers opened ahead by a start worker: (absolute root, name) -> driver (no options)
 _preopened: dict[tuple[str, str], Driver] = {}
 
@@ -215,7 +225,8 @@ class Engine:
                     from .network import etcfiles
 
                     cdir = self.containers.path(cid)
-                    etcfiles.write_unnetworked(cdir, opts.network, rec["Config"]["Hostname"])
+                    etcfiles.write_unnetworked(cdir, opts.network, rec["Config"]["Hostname"],
+                                               rec["HostConfig"])  # fmt: skip
                     specmod.with_etc_files(bundle, {f: str(cdir / f) for f in etcfiles.FILES})
             finally:
                 if not keep_mounted:
@@ -278,6 +289,7 @@ class Engine:
                 "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
                 "Image": image_ref,
                 "Labels": {**(cfg.get("Labels") or {}), **opts.labels},
+                **_exposed(cfg, opts),
             },
             "HostConfig": {
                 "AutoRemove": auto_remove,

@@ -65,6 +65,13 @@ def _run(
 
             engine.flush_created(rec)  # the bundle on disk is the one without this network
             bundle = network_setup(engine, rec, bundle)
+        if any(
+            str(rec["HostConfig"].get(k)).startswith("container:") for k in ("PidMode", "IpcMode")
+        ):  # another container's namespace
+            from . import nsjoin
+
+            engine.flush_created(rec)  # the bundle on disk keeps the mode, not a pid
+            bundle = nsjoin.join(engine, rec, bundle)
         running = runtime.start(bundle, stdio, during=lambda pid: _starting(engine, rec, pid))
     except SpawnError as e:
         _close(pipes, stdio)
