@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -12,6 +13,35 @@ from . import trace
 from .cliutil import add_command, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
+
+
+def _flag_bool(text: str) -> bool:
+    """A pflag boolean value (``--sig-proxy=false``): strconv.ParseBool's spellings."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def _attach_streams(a: argparse.Namespace) -> dict:
+    """Config.AttachStdin/Stdout/Stderr by docker/cli's rule: ``-a`` names the streams
+    (stdout and stderr when it is not given), ``-i`` attaches stdin; ``-d`` none."""
+    streams = set()
+    for v in a.attach:
+        if v.lower() not in ("stdin", "stdout", "stderr"):
+            raise InvalidInput(f'invalid argument "{v}" for "-a, --attach" flag: valid streams '
+                               "are STDIN, STDOUT and STDERR", 125)  # fmt: skip
+        streams.add(v.lower())
+    detach = getattr(a, "detach", False)
+    if detach and a.attach:
+        raise InvalidInput("Conflicting options: -a and -d", 125)
+    if not a.attach:
+        streams = {"stdout", "stderr"}
+    if a.interactive:
+        streams.add("stdin")
+    return {f"Attach{s.title()}": s in streams and not detach for s in ("stdin", "stdout",
+            "stderr")}  # fmt: skip
 
 
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -71,6 +101,21 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uts")
     p.add_argument("--volumes-from", action="append", default=[])
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        help="attach to STDIN, STDOUT or STDERR (default: stdout and stderr)",
+    )
+    p.add_argument(
+        "--sig-proxy",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="proxy received signals to the process (default true; not with -t)",
+    )
     p.add_argument("--platform")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -121,8 +166,12 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     opts = _run_options(a)
     extra = lifecycle_config(a)
     rec = _create(engine, a, opts, extra, keep_mounted=True)
-    if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
-        # Under a monitor: it outlives this command (detach keys, restart policies).
+    if (
+        a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no"
+        or not a.sig_proxy
+    ):  # fmt: skip
+        # Under a monitor: it outlives this command (detach keys, restart policies, and
+        # --sig-proxy=false: a signal ends this command, not the container, as in Docker).
         from . import prestart, shim
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
@@ -134,7 +183,9 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
             print(rec["Id"])
             return 0
         return _attached(engine, rec, sock, a)
-    return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
+    cfg = rec["Config"]
+    echo = tuple(s for s in ("stdout", "stderr") if cfg.get(f"Attach{s.title()}", True))
+    return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True, echo=echo)
 
 
 def _refill_pools(engine: Engine, rec: dict) -> None:
@@ -150,14 +201,17 @@ def _refill_pools(engine: Engine, rec: dict) -> None:
 def lifecycle_config(a: argparse.Namespace) -> dict:
     if a.restart in (None, "no") and not a.stop_signal and a.stop_timeout is None:
         # the plain (benchmarked) run: no need to import the lifecycle modules
-        return {
+        out = {
             "Config": {"Tty": bool(a.tty), "OpenStdin": bool(a.interactive),
                        "StdinOnce": bool(a.interactive) and not getattr(a, "detach", False)},
             "HostConfig": {"RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
         }  # fmt: skip
-    from .lifecycle import run_config
+    else:
+        from .lifecycle import run_config
 
-    return run_config(a)
+        out = run_config(a)
+    out["Config"].update(_attach_streams(a))
+    return out
 
 
 def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> int:
@@ -167,8 +221,10 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
     from .lifecycle import wait_recorded
 
     rec = engine.containers.load(rec["Id"])  # this run's Pid and monitor
-    code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
-                 detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
+    proxy = getattr(a, "sig_proxy", False) and not a.tty  # Docker: no proxy with a tty
+    with _proxied_signals(engine, rec["Id"]) if proxy else contextlib.nullcontext():
+        code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
+                     detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
     if code == DETACHED:
         return 0
     wait_recorded(engine, rec)
@@ -180,6 +236,32 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
         except EngineError:
             pass  # already removed
     return code
+
+
+@contextlib.contextmanager
+def _proxied_signals(engine: Engine, cid: str):
+    """``--sig-proxy`` for a container under a monitor: each signal this command gets is
+    sent to the container's PID 1 (as ``kill -s``), read from its record each time since
+    a restart policy gives it a new one. Without a running container it is dropped."""
+    import signal
+
+    from .runtime import FORWARDED_SIGNALS
+
+    def forward(sig: int, _frame) -> None:
+        try:
+            st = engine.containers.load(cid)["State"]
+            if st.get("Running") and st.get("Pid", 0) > 0:
+                os.kill(st["Pid"], sig)
+        except (EngineError, OSError, ValueError):
+            pass
+
+    wanted = [s for s in FORWARDED_SIGNALS if s != signal.SIGWINCH]  # a tty's, not proxied
+    old = {s: signal.signal(s, forward) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
@@ -262,7 +344,7 @@ def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
     failed = False
     for ref in a.containers:
         try:
-            print(engine.remove(ref, force=a.force))
+            print(engine.remove(ref, force=a.force, volumes=a.volumes))
         except (EngineError, DriverError) as e:
             eprint(f"Error response from daemon: {e}")
             failed = True
@@ -335,6 +417,8 @@ def setup(sub) -> None:
     s.add_argument("containers", nargs="+")
     rm = add_command(sub, "rm", cmd_rm)
     rm.add_argument("-f", "--force", action="store_true")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove the container's anonymous volumes")  # fmt: skip
     rm.add_argument("containers", nargs="+")
     lg = add_command(sub, "logs", cmd_logs)
     lg.add_argument("-f", "--follow", action="store_true")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import PYDOCK
 from netfix import configure, force_clean, leftovers, state
 
 
@@ -378,3 +381,86 @@ def test_platform(overlay_pydock):
     )
     err = _bad(p, "--platform", "plan10/amd64", "busybox", "true")
     assert '"plan10/amd64": unknown operating system or architecture: invalid argument' in err
+
+
+# -- -a/--attach, --sig-proxy -------------------------------------------------------------
+
+
+def test_attach_names_the_streams(overlay_pydock):
+    p = overlay_pydock
+    script = "echo out; echo err >&2"
+    res = p("run", "--rm", "-a", "stdout", "busybox", "sh", "-c", script)
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"out\n", b"")
+    res = p("run", "--name", "kept", "-a", "STDERR", "busybox", "sh", "-c", script)
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"err\n")
+    logs = p("logs", "kept")
+    assert (logs.stdout, logs.stderr) == (b"out\n", b"err\n")  # the log has both
+    cfg = json.loads(p.out("inspect", "kept"))[0]["Config"]
+    assert (cfg["AttachStdin"], cfg["AttachStdout"], cfg["AttachStderr"]) == (False, False, True)
+    p("rm", "kept", check=True)
+    assert "Conflicting options: -a and -d" in _bad(p, "-d", "-a", "stdout", "busybox", "true")
+    err = _bad(p, "-a", "stdweird", "busybox", "true")
+    assert 'for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR' in err
+
+
+_TRAP = "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+
+
+def _started(p, *args: str) -> subprocess.Popen:
+    """``pydock run ARGS`` in the background, once the container said "ready"."""
+    proc = subprocess.Popen(
+        [PYDOCK, "--root", str(p.root), *p._args(("run", *args))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def test_sig_proxy_default_reaches_a_monitored_container(overlay_pydock):
+    # a restart policy runs the container under a monitor; the CLI still proxies SIGTERM
+    proc = _started(overlay_pydock, "--name", "prox", "--restart", "on-failure:1", "busybox",
+                    "sh", "-c", _TRAP)  # fmt: skip
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == b"got TERM\n"
+    overlay_pydock("rm", "-f", "prox", check=True)
+
+
+def test_sig_proxy_false_leaves_the_container_running(overlay_pydock):
+    p = overlay_pydock
+    proc = _started(p, "--name", "noprox", "--sig-proxy=false", "busybox", "sh", "-c", _TRAP)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0  # the command ended, by the signal
+    st = json.loads(p.out("inspect", "noprox"))[0]["State"]
+    assert st["Running"] is True
+    assert b"got TERM" not in p("logs", "noprox").stdout
+    p("rm", "-f", "noprox", check=True)
+    res = p("run", "--rm", "--sig-proxy=maybe", "busybox", "true")
+    assert res.returncode == 125 and b'parsing "maybe": invalid syntax' in res.stderr
+
+
+# -- rm -v, stop -s -----------------------------------------------------------------------
+
+
+def test_rm_v_removes_anonymous_volumes_only(overlay_pydock):
+    p = overlay_pydock
+    cid = p.out("create", "-v", "/anon", "-v", "keepme:/named", "busybox", "true").strip()
+    mounts = json.loads(p.out("inspect", cid))[0]["Mounts"]
+    anon = [m["Name"] for m in mounts if m["Destination"] == "/anon"][0]
+    assert set(p.out("volume", "ls", "-q").split()) == {anon, "keepme"}
+    p("rm", "-v", cid, check=True)
+    assert p.out("volume", "ls", "-q").split() == ["keepme"]
+    p("volume", "rm", "keepme", check=True)
+
+
+def test_stop_signal_flag(overlay_pydock):
+    p = overlay_pydock
+    cid = p.out("run", "-d", "busybox", "sh", "-c",
+                "trap 'exit 5' USR1; while :; do sleep 0.1; done").strip()  # fmt: skip
+    p("stop", "-s", "USR1", "-t", "30", cid, check=True)
+    assert json.loads(p.out("inspect", cid))[0]["State"]["ExitCode"] == 5
+    res = p("stop", "-s", "NOTASIGNAL", cid)
+    assert res.returncode != 0 and b"Invalid signal: NOTASIGNAL" in res.stderr
+    p("rm", cid, check=True)
