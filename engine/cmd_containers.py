@@ -84,23 +84,72 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mount", action="append", default=[])
     p.add_argument("-l", "--label", action="append", default=[])
     # environment, /etc files, mounts, init, limits and namespaces (hostflags.py)
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("--add-host", action="append", default=[])
-    p.add_argument("--dns", action="append", default=[])
-    p.add_argument("--dns-search", action="append", default=[])
-    p.add_argument("--dns-option", "--dns-opt", action="append", default=[])
-    p.add_argument("--tmpfs", action="append", default=[])
-    p.add_argument("--init", action="store_true")
-    p.add_argument("--ulimit", action="append", default=[])
-    p.add_argument("--cidfile")
-    p.add_argument("--expose", action="append", default=[])
-    p.add_argument("--shm-size")
-    p.add_argument("--group-add", action="append", default=[])
-    p.add_argument("--ipc")
-    p.add_argument("--pid")
-    p.add_argument("--uts")
-    p.add_argument("--volumes-from", action="append", default=[])
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument(
+        "--env-file",
+        action="append",
+        default=[],
+        help="read environment variables from a file (NAME=value lines)",
+    )
+    p.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        help="add a custom host-to-IP mapping (host:ip, or host:host-gateway)",
+    )
+    p.add_argument("--dns", action="append", default=[], help="set a custom DNS server")
+    p.add_argument(
+        "--dns-search",
+        action="append",
+        default=[],
+        help="set a custom DNS search domain ('.' for none)",
+    )
+    p.add_argument(
+        "--dns-option",
+        "--dns-opt",
+        action="append",
+        default=[],
+        help="set a DNS option (resolv.conf options)",
+    )
+    p.add_argument(
+        "--tmpfs", action="append", default=[], help="mount a tmpfs directory (/path[:options])"
+    )
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="run an init inside the container that forwards signals and reaps processes",
+    )
+    p.add_argument(
+        "--ulimit",
+        action="append",
+        default=[],
+        help="set a ulimit (name=soft[:hard], e.g. nofile=1024:2048)",
+    )
+    p.add_argument("--cidfile", help="write the container ID to the file")
+    p.add_argument(
+        "--expose",
+        action="append",
+        default=[],
+        help="expose a port or a range of ports (PORT[/PROTO], START-END)",
+    )
+    p.add_argument("--shm-size", help="size of /dev/shm (default 64m)")
+    p.add_argument(
+        "--group-add",
+        action="append",
+        default=[],
+        help="add additional groups to join (name or gid)",
+    )
+    p.add_argument(
+        "--ipc", help="IPC mode: private (default), shareable, host, none or container:NAME"
+    )
+    p.add_argument("--pid", help="PID namespace to use: host or container:NAME")
+    p.add_argument("--uts", help="UTS namespace to use: host")
+    p.add_argument(
+        "--volumes-from",
+        action="append",
+        default=[],
+        help="mount volumes from the specified container(s) (NAME[:ro|rw])",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the image fetching output")
     p.add_argument(
         "-a",
         "--attach",
@@ -116,7 +165,10 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
         default=True,
         help="proxy received signals to the process (default true; not with -t)",
     )
-    p.add_argument("--platform")
+    p.add_argument(
+        "--platform",
+        help="check that the image is for this platform (os[/arch]; only the host's runs)",
+    )
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
