@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
 from ..drivers.base import DriverError
@@ -11,6 +13,35 @@ from . import trace
 from .cliutil import add_command, eprint
 from .engine import Engine
 from .errors import EngineError, InvalidInput
+
+
+def _flag_bool(text: str) -> bool:
+    """A pflag boolean value (``--sig-proxy=false``): strconv.ParseBool's spellings."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def _attach_streams(a: argparse.Namespace) -> dict:
+    """Config.AttachStdin/Stdout/Stderr by docker/cli's rule: ``-a`` names the streams
+    (stdout and stderr when it is not given), ``-i`` attaches stdin; ``-d`` none."""
+    streams = set()
+    for v in a.attach:
+        if v.lower() not in ("stdin", "stdout", "stderr"):
+            raise InvalidInput(f'invalid argument "{v}" for "-a, --attach" flag: valid streams '
+                               "are STDIN, STDOUT and STDERR", 125)  # fmt: skip
+        streams.add(v.lower())
+    detach = getattr(a, "detach", False)
+    if detach and a.attach:
+        raise InvalidInput("Conflicting options: -a and -d", 125)
+    if not a.attach:
+        streams = {"stdout", "stderr"}
+    if a.interactive:
+        streams.add("stdin")
+    return {f"Attach{s.title()}": s in streams and not detach for s in ("stdin", "stdout",
+            "stderr")}  # fmt: skip
 
 
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
@@ -60,6 +91,92 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
         "--pull", default="missing",
         help='Pull image before running ("always"|"missing"|"never") (default "missing")',
     )  # fmt: skip
+    # environment, /etc files, mounts, init, limits and namespaces (hostflags.py)
+    p.add_argument(
+        "--env-file",
+        action="append",
+        default=[],
+        help="read environment variables from a file (NAME=value lines)",
+    )
+    p.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        help="add a custom host-to-IP mapping (host:ip, or host:host-gateway)",
+    )
+    p.add_argument("--dns", action="append", default=[], help="set a custom DNS server")
+    p.add_argument(
+        "--dns-search",
+        action="append",
+        default=[],
+        help="set a custom DNS search domain ('.' for none)",
+    )
+    p.add_argument(
+        "--dns-option",
+        "--dns-opt",
+        action="append",
+        default=[],
+        help="set a DNS option (resolv.conf options)",
+    )
+    p.add_argument(
+        "--tmpfs", action="append", default=[], help="mount a tmpfs directory (/path[:options])"
+    )
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="run an init inside the container that forwards signals and reaps processes",
+    )
+    p.add_argument(
+        "--ulimit",
+        action="append",
+        default=[],
+        help="set a ulimit (name=soft[:hard], e.g. nofile=1024:2048)",
+    )
+    p.add_argument("--cidfile", help="write the container ID to the file")
+    p.add_argument(
+        "--expose",
+        action="append",
+        default=[],
+        help="expose a port or a range of ports (PORT[/PROTO], START-END)",
+    )
+    p.add_argument("--shm-size", help="size of /dev/shm (default 64m)")
+    p.add_argument(
+        "--group-add",
+        action="append",
+        default=[],
+        help="add additional groups to join (name or gid)",
+    )
+    p.add_argument(
+        "--ipc", help="IPC mode: private (default), shareable, host, none or container:NAME"
+    )
+    p.add_argument("--pid", help="PID namespace to use: host or container:NAME")
+    p.add_argument("--uts", help="UTS namespace to use: host")
+    p.add_argument(
+        "--volumes-from",
+        action="append",
+        default=[],
+        help="mount volumes from the specified container(s) (NAME[:ro|rw])",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress the image fetching output")
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        help="attach to STDIN, STDOUT or STDERR (default: stdout and stderr)",
+    )
+    p.add_argument(
+        "--sig-proxy",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="proxy received signals to the process (default true; not with -t)",
+    )
+    p.add_argument(
+        "--platform",
+        help="check that the image is for this platform (os[/arch]; only the host's runs)",
+    )
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -82,10 +199,15 @@ def _run_options(a: argparse.Namespace):
         port_bindings(a.publish)  # a bad -p fails here, before anything is made
     elif a.publish and network == "none":
         raise InvalidInput("published ports need a network: --network none has only lo", 125)
+    env = a.env
+    if a.env_file:
+        from .envfile import read_all
+
+        env = [*read_all(a.env_file), *a.env]  # -e overrides the files, as in Docker
     return RunOptions(
         command=a.command,
         entrypoint=a.entrypoint,
-        env=a.env,
+        env=env,
         workdir=a.workdir,
         user=a.user,
         hostname=a.hostname,
@@ -104,12 +226,13 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     runpull.check_policy(a.pull)
     opts = _run_options(a)
     extra = lifecycle_config(a)
-    rec = runpull.create(
-        engine, a.image, a.pull, opts=opts, name=a.name, auto_remove=a.rm, keep_mounted=True,
-        extra=extra,
-    )  # fmt: skip
-    if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
-        # Under a monitor: it outlives this command (detach keys, restart policies).
+    rec = _create(engine, a, opts, extra, keep_mounted=True)
+    if (
+        a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no"
+        or not a.sig_proxy
+    ):  # fmt: skip
+        # Under a monitor: it outlives this command (detach keys, restart policies, and
+        # --sig-proxy=false: a signal ends this command, not the container, as in Docker).
         from . import prestart, shim
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
@@ -121,7 +244,9 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
             print(rec["Id"])
             return 0
         return _attached(engine, rec, sock, a)
-    return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
+    cfg = rec["Config"]
+    echo = tuple(s for s in ("stdout", "stderr") if cfg.get(f"Attach{s.title()}", True))
+    return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True, echo=echo)
 
 
 def _refill_pools(engine: Engine, rec: dict) -> None:
@@ -137,14 +262,17 @@ def _refill_pools(engine: Engine, rec: dict) -> None:
 def lifecycle_config(a: argparse.Namespace) -> dict:
     if a.restart in (None, "no") and not a.stop_signal and a.stop_timeout is None:
         # the plain (benchmarked) run: no need to import the lifecycle modules
-        return {
+        out = {
             "Config": {"Tty": bool(a.tty), "OpenStdin": bool(a.interactive),
                        "StdinOnce": bool(a.interactive) and not getattr(a, "detach", False)},
             "HostConfig": {"RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
         }  # fmt: skip
-    from .lifecycle import run_config
+    else:
+        from .lifecycle import run_config
 
-    return run_config(a)
+        out = run_config(a)
+    out["Config"].update(_attach_streams(a))
+    return out
 
 
 def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> int:
@@ -154,8 +282,10 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
     from .lifecycle import wait_recorded
 
     rec = engine.containers.load(rec["Id"])  # this run's Pid and monitor
-    code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
-                 detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
+    proxy = getattr(a, "sig_proxy", False) and not a.tty  # Docker: no proxy with a tty
+    with _proxied_signals(engine, rec["Id"]) if proxy else contextlib.nullcontext():
+        code = relay(sock, stdin=bool(a.interactive), tty=bool(a.tty),
+                     detach_keys=getattr(a, "detach_keys", None))  # fmt: skip
     if code == DETACHED:
         return 0
     wait_recorded(engine, rec)
@@ -169,16 +299,81 @@ def _attached(engine: Engine, rec: dict, sock: int, a: argparse.Namespace) -> in
     return code
 
 
+@contextlib.contextmanager
+def _proxied_signals(engine: Engine, cid: str):
+    """``--sig-proxy`` for a container under a monitor: each signal this command gets is
+    sent to the container's PID 1 (as ``kill -s``), read from its record each time since
+    a restart policy gives it a new one. Without a running container it is dropped."""
+    import signal
+
+    from .runtime import FORWARDED_SIGNALS
+
+    def forward(sig: int, _frame) -> None:
+        try:
+            st = engine.containers.load(cid)["State"]
+            if st.get("Running") and st.get("Pid", 0) > 0:
+                os.kill(st["Pid"], sig)
+        except (EngineError, OSError, ValueError):
+            pass
+
+    wanted = [s for s in FORWARDED_SIGNALS if s != signal.SIGWINCH]  # a tty's, not proxied
+    old = {s: signal.signal(s, forward) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def cmd_create(engine: Engine, a: argparse.Namespace) -> int:
     from . import runpull
 
     runpull.check_policy(a.pull)
-    rec = runpull.create(
-        engine, a.image, a.pull, opts=_run_options(a), name=a.name, auto_remove=a.rm,
-        extra=lifecycle_config(a),
-    )  # fmt: skip
+    rec = _create(engine, a, _run_options(a), lifecycle_config(a))
     print(rec["Id"])
     return 0
+
+
+def _create(engine: Engine, a: argparse.Namespace, opts, extra: dict, *,
+            keep_mounted: bool = False) -> dict:  # fmt: skip
+    """engine.create with what run and create share: --platform checked first, and
+    --cidfile, which must not exist (Docker's check, so two runs never share one) and
+    gets the new container's id; the image pulled as ``--pull`` says (:mod:`.runpull`)."""
+    from . import runpull
+
+    if a.platform:
+        from .platforms import check
+
+        check(engine, a.image, a.platform)
+    fd = _cidfile_open(a) if a.cidfile else -1
+    try:
+        rec = runpull.create(engine, a.image, a.pull, quiet=a.quiet, opts=opts, name=a.name,
+                             auto_remove=a.rm, keep_mounted=keep_mounted,
+                             extra=extra)  # fmt: skip
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+            os.unlink(a.cidfile)
+        raise
+    if fd >= 0:
+        os.write(fd, rec["Id"].encode())
+        os.close(fd)
+    return rec
+
+
+def _cidfile_open(a: argparse.Namespace) -> int:
+    try:
+        return os.open(a.cidfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                       0o666 & ~getattr(a, "caller_umask", 0o022))  # fmt: skip
+    except FileExistsError:
+        raise InvalidInput(
+            "Container ID file found, make sure the other container isn't running or "
+            f"delete {a.cidfile}",
+            125,
+        ) from None
+    except OSError as e:
+        raise InvalidInput(f"failed to create the container ID file: {e.strerror}: "
+                           f"{a.cidfile}", 125) from None  # fmt: skip
 
 
 def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
@@ -211,7 +406,7 @@ def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
     failed = False
     for ref in a.containers:
         try:
-            print(engine.remove(ref, force=a.force))
+            print(engine.remove(ref, force=a.force, volumes=a.volumes))
         except (EngineError, DriverError) as e:
             eprint(f"Error response from daemon: {e}")
             failed = True
@@ -284,6 +479,8 @@ def setup(sub) -> None:
     s.add_argument("containers", nargs="+")
     rm = add_command(sub, "rm", cmd_rm)
     rm.add_argument("-f", "--force", action="store_true")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove the container's anonymous volumes")  # fmt: skip
     rm.add_argument("containers", nargs="+")
     lg = add_command(sub, "logs", cmd_logs)
     lg.add_argument("-f", "--follow", action="store_true")

@@ -13,8 +13,11 @@ from .errors import EngineError
 def cmd_stop(engine: Engine, a: argparse.Namespace) -> int:
     from . import lifecycle
 
+    sig = lifecycle.parse_signal(a.signal) if a.signal else None  # a bad one: before any stop
     engine.reconcile()
-    return each_container(a.containers, lambda r: lifecycle.stop(engine, r, a.time), parallel=True)
+    return each_container(
+        a.containers, lambda r: lifecycle.stop(engine, r, a.time, sig), parallel=True
+    )
 
 
 def cmd_kill(engine: Engine, a: argparse.Namespace) -> int:
@@ -152,6 +155,8 @@ def setup(sub) -> None:
         p.add_argument("-t", "--time", type=int, default=None,
                        help="seconds to wait before killing (default: the container's "
                             "--stop-timeout, else 10; -1 waits forever)")  # fmt: skip
+        if name == "stop":  # Docker's CLI 23+ (API 1.42); 20.10 has only --stop-signal
+            p.add_argument("-s", "--signal", help="signal to send instead of the stop signal")
         p.add_argument("containers", nargs="+")
     k = add_command(sub, "kill", cmd_kill)
     k.add_argument("-s", "--signal", default="KILL")

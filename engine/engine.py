@@ -37,6 +37,16 @@ def _port_bindings(publish: list[str]) -> dict:
     return port_bindings(publish)
 
 
+def _exposed(image_cfg: dict, opts: specmod.RunOptions) -> dict:
+    """Config.ExposedPorts: the image's, --expose's and -p's ports (Docker lists all
+    three; omitted when there are none, as Docker's JSON omits it)."""
+    ports = dict(image_cfg.get("ExposedPorts") or {})
+    ports.update(opts.expose)
+    if opts.publish:
+        ports.update(dict.fromkeys(_port_bindings(opts.publish), {}))
+    return {"ExposedPorts": ports} if ports else {}
+
+
 #: drivers opened ahead by a start worker: (absolute root, name) -> driver (no options)
 _preopened: dict[tuple[str, str], Driver] = {}
 
@@ -211,7 +221,8 @@ class Engine:
                     from .network import etcfiles
 
                     cdir = self.containers.path(cid)
-                    etcfiles.write_unnetworked(cdir, opts.network, rec["Config"]["Hostname"])
+                    etcfiles.write_unnetworked(cdir, opts.network, rec["Config"]["Hostname"],
+                                               rec["HostConfig"])  # fmt: skip
                     specmod.with_etc_files(bundle, {f: str(cdir / f) for f in etcfiles.FILES})
             finally:
                 if not keep_mounted:
@@ -274,6 +285,7 @@ class Engine:
                 "WorkingDir": opts.workdir or cfg.get("WorkingDir", ""),
                 "Image": image_ref,
                 "Labels": {**(cfg.get("Labels") or {}), **opts.labels},
+                **_exposed(cfg, opts),
             },
             "HostConfig": {
                 "AutoRemove": auto_remove,
@@ -304,10 +316,11 @@ class Engine:
             "MonitorCgroup": own_paths(),
         }
 
-    def _discard(self, rec: dict, cgroup: bool = True) -> None:
+    def _discard(self, rec: dict, cgroup: bool = True, volumes: bool = False) -> None:
         """Undo a container completely (cgroup, layer, network, record, name); used by rm,
         recovery and failures. Every step is a no-op when already done, so an undo that
-        was interrupted can be done again. ``cgroup=False``: the caller removed it."""
+        was interrupted can be done again. ``cgroup=False``: the caller removed it;
+        ``volumes`` (``rm -v``): its anonymous volumes go too, as with ``--rm``."""
         if cgroup and not alive(rec["State"].get("Owner")):
             # (a live owner is starting it: its own failure path drains the cgroup)
             from . import cgroupref
@@ -319,7 +332,7 @@ class Engine:
             driver.remove(rec["Id"])
         self.release_network(rec)
         self.containers.remove(rec)
-        if rec["HostConfig"].get("AutoRemove") and rec.get("Mounts"):
+        if (volumes or rec["HostConfig"].get("AutoRemove")) and rec.get("Mounts"):
             from .volumes import remove_anonymous  # --rm takes its anonymous volumes along
 
             remove_anonymous(self.root, rec, self.containers.all)
@@ -498,14 +511,16 @@ class Engine:
             st["Owner"] = None
             self.containers.save(rec)
 
-    def remove(self, ref: str, force: bool = False) -> str:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+        """``rm [-f] [-v]``: ``volumes`` removes the container's anonymous volumes that no
+        other container uses (named ones stay, as Docker's rm -v leaves them)."""
         cid = self.containers.resolve(ref)
         with self.containers.lock(cid):  # no start between our check and the removal
             rec = self.containers.load(cid)
             st = rec["State"]
             running = st["Status"] in ("running", "restarting") and alive(st.get("Owner"))
             if not running:
-                self._discard(rec)
+                self._discard(rec, volumes=volumes)
                 return ref
             if not force:
                 raise Conflict(
@@ -525,7 +540,7 @@ class Engine:
                 rec = self.containers.load(cid)
                 if alive(rec["State"].get("Owner")):
                     raise Conflict(f"container {cid[:12]} was started again while being removed")
-                self._discard(rec)
+                self._discard(rec, volumes=volumes)
         except NotFound:
             pass  # its owner removed it (--rm)
         return ref

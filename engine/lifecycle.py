@@ -107,9 +107,10 @@ def wait_recorded(engine: Engine, rec: dict, timeout: float = 30.0) -> None:
     _wait_gone(engine, rec, time.monotonic() + timeout)
 
 
-def stop(engine: Engine, ref: str, timeout: int | None = None) -> None:
+def stop(engine: Engine, ref: str, timeout: int | None = None, sig: int | None = None) -> None:
     """Docker's stop: the stop signal to PID 1, ``timeout`` s (default 10) then SIGKILL;
-    returns when the monitor has recorded the exit and released the container."""
+    returns when the monitor has recorded the exit and released the container. ``sig``
+    (``stop -s``) replaces the container's stop signal for this stop."""
     cid = engine.containers.resolve(ref)
     with engine.containers.lock(cid):
         rec = engine.containers.load(cid)
@@ -119,7 +120,8 @@ def stop(engine: Engine, ref: str, timeout: int | None = None) -> None:
         if timeout is None:
             timeout = cfg.get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
-        sig = parse_signal(cfg.get("StopSignal") or "SIGTERM")
+        if sig is None:
+            sig = parse_signal(cfg.get("StopSignal") or "SIGTERM")
         shim.request_stop(str(engine.containers.path(rec["Id"])), "cancel")
         owner = rec["State"]["Owner"]
         if rec["State"]["Pid"] > 0:

@@ -26,15 +26,22 @@ def _null_fd() -> int:
     return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
 
-def run_attached(engine: Engine, rec: dict, *, interactive: bool, mounted: bool = False) -> int:
-    """Start the container with pydock's stdio and wait for it; returns its exit code."""
+def run_attached(
+    engine: Engine, rec: dict, *, interactive: bool, mounted: bool = False,
+    echo: tuple[str, ...] = ("stdout", "stderr"),
+) -> int:  # fmt: skip
+    """Start the container with pydock's stdio and wait for it; returns its exit code.
+    ``echo``: the streams ``-a`` attached; the others go to the log only (``--rm``:
+    nowhere, as its log goes with it)."""
     direct = bool(rec["HostConfig"].get("AutoRemove"))
     stdin = 0 if interactive else _null_fd()
     if direct:
-        return _run(engine, rec, (stdin, 1, 2), None, echo=True, mounted=mounted)
+        out = 1 if "stdout" in echo else _null_fd()
+        err = 2 if "stderr" in echo else _null_fd()
+        return _run(engine, rec, (stdin, out, err), None, echo=echo, mounted=mounted)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    return _run(engine, rec, (stdin, out_w, err_w), (out_r, err_r), echo=True, mounted=mounted)
+    return _run(engine, rec, (stdin, out_w, err_w), (out_r, err_r), echo=echo, mounted=mounted)
 
 
 def _starting(engine: Engine, rec: dict, pid: int) -> None:
@@ -51,7 +58,7 @@ def _run(
     stdio: tuple[int, int, int],
     pipes: tuple[int, int] | None,
     *,
-    echo: bool,
+    echo: tuple[str, ...],
     mounted: bool,
     report: int | None = None,
 ) -> int:
@@ -65,6 +72,13 @@ def _run(
 
             engine.flush_created(rec)  # the bundle on disk is the one without this network
             bundle = network_setup(engine, rec, bundle)
+        if any(
+            str(rec["HostConfig"].get(k)).startswith("container:") for k in ("PidMode", "IpcMode")
+        ):  # another container's namespace
+            from . import nsjoin
+
+            engine.flush_created(rec)  # the bundle on disk keeps the mode, not a pid
+            bundle = nsjoin.join(engine, rec, bundle)
         running = runtime.start(bundle, stdio, during=lambda pid: _starting(engine, rec, pid))
     except SpawnError as e:
         _close(pipes, stdio)

@@ -56,6 +56,9 @@ def _mounts(a: argparse.Namespace) -> list[dict]:
         mp["_flag"] = "mount"
         mounts.append(mp)
     check_duplicates(mounts)
+    if a.volumes_from:
+        taken = {m["Destination"] for m in mounts}
+        mounts += [m for m in _volumes_from(a) if m["Destination"] not in taken]
     return mounts
 
 
@@ -77,6 +80,43 @@ def _cgroupns(value: str | None) -> str | None:
                        "invalid CGROUP mode (want host or private)", 125)  # fmt: skip
 
 
+def _volumes_from(a: argparse.Namespace) -> list[dict]:
+    """``--volumes-from NAME[:ro|rw]``: the mounts (volumes and binds) of container NAME,
+    read-only or read-write as given, else as NAME has them (Docker's rule); a mount of
+    this container's own -v/--mount at the same path wins. The record keeps them in
+    Mounts, so rm and volume rm count this container as a user of the volumes."""
+    from pathlib import Path
+
+    from .containers import ContainerStore
+
+    store = ContainerStore(Path(a.root))
+    out: list[dict] = []
+    seen: set[str] = set()
+    for item in a.volumes_from:
+        ref, _, mode = item.partition(":")
+        rec = store.load(store.resolve(ref))
+        for mp in rec.get("Mounts") or []:
+            if mp["Destination"] in seen:
+                continue
+            seen.add(mp["Destination"])
+            copy = {k: v for k, v in mp.items() if not k.startswith("_")}
+            if mode:
+                copy["RW"] = mode == "rw"
+            out.append(copy)
+    return out
+
+
+def _host_flags(a: argparse.Namespace) -> dict:
+    if not (
+        a.add_host or a.dns or a.dns_search or a.dns_option or a.tmpfs or a.init or a.ulimit
+        or a.shm_size or a.group_add or a.ipc or a.pid or a.uts or a.volumes_from
+    ):  # fmt: skip
+        return {}  # Docker's defaults (spec.HOST_DEFAULTS)
+    from .hostflags import host_config
+
+    return host_config(a, a.hostname)
+
+
 def options(a: argparse.Namespace) -> dict:
     """RunOptions keyword arguments for the flags this module owns."""
     from .security import capabilities, parse_security_opts
@@ -96,8 +136,18 @@ def options(a: argparse.Namespace) -> dict:
         "security_opt": list(a.security_opt),
         "read_only": a.read_only,
         "binds": list(a.volume),
-        "mounts": _mounts(a) if a.volume or a.mount else [],
+        "mounts": _mounts(a) if a.volume or a.mount or a.volumes_from else [],
         "labels": _labels(a.label),
         "cgroupns": _cgroupns(a.cgroupns),
         **_devices(a),
+        "host": _host_flags(a),
+        "expose": _expose(a.expose),
     }
+
+
+def _expose(values: list[str]) -> dict:
+    if not values:
+        return {}
+    from .hostflags import expose
+
+    return expose(values)

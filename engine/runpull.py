@@ -37,8 +37,10 @@ def _named(image: str):  # -> distribution Reference | None
     return refmod.parse(image)
 
 
-def pull(engine, image: str) -> None:
-    """Pull ``image`` for a run, progress on stderr; errors as Docker's daemon words them."""
+def pull(engine, image: str, *, quiet: bool = False) -> None:
+    """Pull ``image`` for a run, progress on stderr (none when ``quiet``); errors as
+    Docker's daemon words them."""
+    import io
     import sys
 
     from .distribution.progress import Progress
@@ -48,28 +50,31 @@ def pull(engine, image: str) -> None:
     if ref is None:
         raise EngineError(f"Error response from daemon: No such image: {image}", 125)
     puller = Puller(engine.images, engine.driver(), engine.root,
-                    progress=Progress(sys.stderr))  # fmt: skip
+                    progress=Progress(io.StringIO() if quiet else sys.stderr))  # fmt: skip
     try:
         puller.pull(ref)
     except EngineError as e:
         raise EngineError(f"Error response from daemon: {e}", 125) from None
 
 
-def create(engine, image: str, policy: str, **kw) -> dict:
-    """engine.create with Docker's pull policy applied."""
+def create(engine, image: str, policy: str, *, quiet: bool = False, **kw) -> dict:
+    """engine.create with Docker's pull policy applied; ``quiet`` (``-q``): no word of
+    the image's fetching, as Docker's CLI (create.go prints nothing then)."""
     from .cliutil import eprint
 
     if policy == "always":
-        pull(engine, image)
+        pull(engine, image, quiet=quiet)
+    say = eprint if policy == "missing" and not quiet else None
     try:
-        return engine.create(image, progress=eprint if policy == "missing" else None, **kw)
+        return engine.create(image, progress=say, **kw)
     except ImageNotFound:
         if policy != "missing" or _named(image) is None:
             raise EngineError(
                 f"Error response from daemon: No such image: {_familiar(image)}", 125
             ) from None
-    eprint(f"Unable to find image '{_familiar(image)}' locally")
-    pull(engine, image)
+    if not quiet:
+        eprint(f"Unable to find image '{_familiar(image)}' locally")
+    pull(engine, image, quiet=quiet)
     return engine.create(image, **kw)
 
 

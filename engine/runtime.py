@@ -127,14 +127,17 @@ class LogCopier:
     """Copies a container's stdout/stderr pipes into Docker's json-file log.
 
     Each read becomes one line ``{"log": ..., "stream": ..., "time": ...}``, split at
-    newlines as Docker's json-file driver splits them; ``echo`` also writes the bytes to
-    pydock's own stdout/stderr (an attached ``run``/``start -a``).
+    newlines as Docker's json-file driver splits them; ``echo`` names the streams whose
+    bytes also go to pydock's own stdout/stderr (an attached ``run``/``start -a``; True:
+    both).
     """
 
-    def __init__(self, log_path: str, out_r: int, err_r: int, echo: bool, now: Callable[[], str]):
+    def __init__(
+        self, log_path: str, out_r: int, err_r: int, echo, now: Callable[[], str]
+    ) -> None:  # fmt: skip
         self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in run()
         self.fds = {out_r: "stdout", err_r: "stderr"}
-        self.echo = echo
+        self.echo = ("stdout", "stderr") if echo is True else tuple(echo or ())
         self.now = now
         self.partial: dict[int, bytes] = {out_r: b"", err_r: b""}
 
@@ -155,7 +158,7 @@ class LogCopier:
                         os.close(fd)
                         del self.fds[fd]
                         continue
-                    if self.echo:
+                    if self.fds[fd] in self.echo:
                         target = (
                             sys.stdout.buffer if self.fds[fd] == "stdout" else sys.stderr.buffer
                         )

@@ -207,6 +207,13 @@ def start(
             from .network.manager import setup as network_setup
 
             bundle = network_setup(engine, rec, bundle)
+        if any(
+            str(rec["HostConfig"].get(k)).startswith("container:") for k in ("PidMode", "IpcMode")
+        ):  # another container's namespace
+            from . import nsjoin
+
+            engine.flush_created(rec)  # the bundle on disk keeps the mode, not a pid
+            bundle = nsjoin.join(engine, rec, bundle)
         running = runtime.start(bundle, stdio, console=theirs if tty else None)
         if tty:
             os.close(theirs)

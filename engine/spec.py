@@ -124,6 +124,15 @@ DEFAULT_MOUNTS = [
 ]
 
 
+#: HostConfig values of the host flags (hostflags.py) when none is given: Docker's
+#: defaults (ShmSize: moby's DefaultShmSize, 64 MiB; IpcMode: 20.10's default-ipc-mode)
+HOST_DEFAULTS = {
+    "ExtraHosts": None, "Dns": [], "DnsSearch": [], "DnsOptions": [], "Ulimits": None,
+    "ShmSize": 64 * 1024 * 1024, "GroupAdd": None, "IpcMode": "private", "PidMode": "",
+    "UTSMode": "", "VolumesFrom": None,
+}  # fmt: skip
+
+
 class RunOptions:
     """What ``run``/``create`` flags say about the process and its isolation.
 
@@ -133,7 +142,8 @@ class RunOptions:
     __slots__ = ("command", "entrypoint", "env", "workdir", "user", "hostname", "network",
                  "cgroup_parent", "publish", "publish_all", "limits", "cap_add", "cap_drop",
                  "privileged", "security_opt", "read_only", "binds", "mounts",
-                 "labels", "devices", "device_cgroup_rules", "cgroupns")  # fmt: skip
+                 "labels", "devices", "device_cgroup_rules", "cgroupns", "host",
+                 "expose")  # fmt: skip
 
     def __init__(
         self,
@@ -159,6 +169,8 @@ class RunOptions:
         devices: list[dict] | None = None,  # --device as HostConfig.Devices (devices.py)
         device_cgroup_rules: list[str] | None = None,  # --device-cgroup-rule values
         cgroupns: str | None = None,  # --cgroupns host|private; None: the host's default
+        host: dict | None = None,  # HostConfig of the host flags, checked (hostflags.py)
+        expose: dict | None = None,  # --expose: Config.ExposedPorts keys
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -182,6 +194,8 @@ class RunOptions:
         self.devices = devices or []
         self.device_cgroup_rules = device_cgroup_rules or []
         self.cgroupns = cgroupns
+        self.host = host or {}
+        self.expose = expose or {}
 
 
 def process_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -316,7 +330,11 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     """The runtime spec for one container whose merged root is mounted at ``rootfs``."""
     cfg = image_config.get("config") or {}
     hostname = default_hostname(opts, container_id)
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    hc = opts.host
+    shared = {"pid": hc.get("PidMode") == "host", "ipc": hc.get("IpcMode") == "host",
+              "uts": hc.get("UTSMode") == "host"}  # fmt: skip
+    # the host's namespace: no entry (container:NAME ones are joined at start, nsjoin.py)
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount") if not shared.get(t)]
     if cgroupns_mode(opts) == "private":
         namespaces.append({"type": "cgroup"})
     if opts.network != "host":
@@ -350,7 +368,14 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
-    return apply_run_options(doc, opts, caps)
+    if shared["uts"]:
+        del doc["hostname"]  # the host's UTS namespace keeps the host's name
+    apply_run_options(doc, opts, caps)
+    if hc:  # only a run with one of the host flags (hostflags.py) pays for this
+        from .hostspec import apply
+
+        apply(doc, hc, rootfs)
+    return doc
 
 
 def cgroupns_mode(opts: RunOptions) -> str:
@@ -392,6 +417,8 @@ def host_config(opts: RunOptions) -> dict:
         ]
         or None,  # fmt: skip
     )
+    hc.update(HOST_DEFAULTS)
+    hc.update(opts.host)
     return hc
 
 
@@ -469,4 +496,6 @@ def default_hostname(opts: RunOptions, container_id: str) -> str:
     short id."""
     if opts.hostname:
         return opts.hostname
-    return os.uname().nodename if opts.network == "host" else container_id[:12]
+    if opts.network == "host" or opts.host.get("UTSMode") == "host":
+        return os.uname().nodename
+    return container_id[:12]

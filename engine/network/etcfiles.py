@@ -29,10 +29,23 @@ _HOSTS_HEADER = (
 FILES = ("hosts", "hostname", "resolv.conf")
 
 
-def hosts_text(own: list[tuple[str, str]], peers: list[tuple[str, str]]) -> str:
-    """localhost lines, then the container's own address(es), then its peers'."""
-    lines = [f"{ip}\t{names}\n" for ip, names in own + peers]
+def hosts_text(
+    own: list[tuple[str, str]], peers: list[tuple[str, str]], extra: list[str] | None = None
+) -> str:
+    """localhost lines, then ``--add-host`` entries (``name:ip``, as Docker puts them
+    before the container's own), then the container's own address(es), then its peers'."""
+    lines = [f"{ip}\t{name}\n" for name, _, ip in (e.partition(":") for e in extra or [])]
+    lines += [f"{ip}\t{names}\n" for ip, names in own + peers]
     return _HOSTS_HEADER + "".join(lines)
+
+
+def with_extra_hosts(hosts: str, extra: list[str] | None) -> str:
+    """A hosts file (the host's, for ``--network host``) with ``--add-host`` lines added."""
+    if not extra:
+        return hosts
+    if hosts and not hosts.endswith("\n"):
+        hosts += "\n"
+    return hosts + "".join(f"{ip}\t{name}\n" for name, _, ip in (e.partition(":") for e in extra))
 
 
 def _is_loopback(addr: str) -> bool:
@@ -49,6 +62,33 @@ def _is_loopback(addr: str) -> bool:
             continue
         return packed[0] == 127 if loopback is None else packed == loopback
     return False
+
+
+def resolv_for(hc: dict | None, host_file: str = HOST_RESOLV) -> str:
+    """The container's resolv.conf: the host's (filtered, :func:`resolv_text`), or, with
+    any of ``--dns``, ``--dns-search``, ``--dns-option``, one built as libnetwork's
+    resolvconf.Build writes it, each part the user's or else the host's."""
+    hc = hc or {}
+    dns, search = hc.get("Dns") or [], hc.get("DnsSearch") or []
+    options = hc.get("DnsOptions") or []
+    if not (dns or search or options):
+        return resolv_text(host_file)
+    host = resolv_text(host_file).splitlines()
+
+    def host_values(key: str) -> list[str]:
+        return [v for line in host if (f := line.split())[:1] == [key] for v in f[1:]]
+
+    if not dns:
+        dns = [v for line in host if (f := line.split())[:1] == ["nameserver"] for v in f[1:2]]
+    search = search or host_values("search")
+    options = options or host_values("options")
+    out = ""
+    if search and " ".join(search).strip() != ".":  # "--dns-search ." means none
+        out += "search " + " ".join(s for s in search if s != ".") + "\n"
+    out += "".join(f"nameserver {ns}\n" for ns in dns)
+    if options and " ".join(options).strip():
+        out += "options " + " ".join(options) + "\n"
+    return out
 
 
 def resolv_text(host_file: str = HOST_RESOLV) -> str:
@@ -93,15 +133,23 @@ def write_all(cdir: Path, hostname: str, hosts: str, resolv: str | None = None) 
 HOST_HOSTS = "/etc/hosts"
 
 
-def write_unnetworked(cdir: Path, mode: str, hostname: str) -> None:
+def write_unnetworked(cdir: Path, mode: str, hostname: str, hc: dict | None = None) -> None:
     """The files of a container without a network of pydock's, as Docker writes them:
     ``none`` gets the localhost lines and the host's resolvers (loopback ones dropped,
     they are not reachable from its own loopback); ``host`` shares the host's network
     and so its /etc/hosts and resolv.conf as they are."""
+    hc = hc or {}
+    extra = hc.get("ExtraHosts")
+    if extra and any(e.endswith(":host-gateway") for e in extra):
+        from .manager import host_gateway
+
+        extra = host_gateway(cdir.parent.parent, extra)  # cdir: <root>/containers/<id>
     if mode == "host":
-        write_all(cdir, hostname, _read(HOST_HOSTS), _read(HOST_RESOLV))
+        custom = hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")
+        resolv = resolv_for(hc) if custom else _read(HOST_RESOLV)
+        write_all(cdir, hostname, with_extra_hosts(_read(HOST_HOSTS), extra), resolv)
     else:
-        write_all(cdir, hostname, hosts_text([], []))
+        write_all(cdir, hostname, hosts_text([], [], extra), resolv_for(hc))
 
 
 def _read(path: str) -> str:

@@ -93,7 +93,11 @@ def _wanted_ports(rec: dict, image_config) -> dict[str, list[dict]]:
     hc = rec["HostConfig"]
     wanted = {k: list(v) for k, v in (hc.get("PortBindings") or {}).items()}
     if hc.get("PublishAllPorts"):
-        for key in (image_config().get("config") or {}).get("ExposedPorts") or {}:
+        # the record's (image + --expose); an older record without them: the image's
+        exposed = rec["Config"].get("ExposedPorts")
+        if exposed is None:
+            exposed = (image_config().get("config") or {}).get("ExposedPorts") or {}
+        for key in exposed:
             if "/" not in key:
                 key += "/tcp"
             wanted.setdefault(key, [{"HostIp": "", "HostPort": ""}])
@@ -238,6 +242,24 @@ def _refresh_hosts(root: Path, st: NetState, networks: list[str], skip: str | No
                 etcfiles.write_inplace(path, hosts_for(st, cid))
 
 
+def host_gateway(root: Path, extra: list[str], st: NetState | None = None,
+                 store: NetworkStore | None = None) -> list[str]:  # fmt: skip
+    """``--add-host NAME:host-gateway`` entries with the default bridge's gateway address,
+    the host as the containers see it (Docker's default for host-gateway is docker0's
+    address). The default network is recorded on first use, as a start would; ``st``
+    and ``store``: the state the caller has locked."""
+    if not any(e.endswith(":host-gateway") for e in extra):
+        return extra
+    if st is None or store is None:
+        _, store = _store(root)
+        with store.locked() as state:
+            gateway = store.default_network(state)["Gateway"]
+    else:
+        gateway = store.default_network(st)["Gateway"]
+    return [e.removesuffix(":host-gateway") + ":" + gateway if e.endswith(":host-gateway")
+            else e for e in extra]  # fmt: skip
+
+
 def hosts_for(st: NetState, cid: str) -> str:
     entry = st.containers[cid]
     own = [(ep["IPAddress"], entry["Hostname"]) for ep in entry["Endpoints"].values()]
@@ -248,7 +270,7 @@ def hosts_for(st: NetState, cid: str) -> str:
         for other, oentry, ep in st.endpoints_on(name):
             if other != cid:
                 peers.append((ep["IPAddress"], oentry["Name"]))
-    return etcfiles.hosts_text(own, peers)
+    return etcfiles.hosts_text(own, peers, entry.get("ExtraHosts"))
 
 
 def resolve_mode(root: Path, mode: str) -> str:
@@ -293,6 +315,9 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
                 "Ports": ports,
                 "Endpoints": {},
             }
+            if rec["HostConfig"].get("ExtraHosts"):  # kept for rewrites when peers change
+                extra = host_gateway(engine.root, rec["HostConfig"]["ExtraHosts"], st, store)
+                st.containers[cid]["ExtraHosts"] = extra
             _lease_ports(st, _wanted_ports(rec, lambda: engine.images.config(rec["Image"])), ports)
             pooled = None
             if cfg.pool_size > 0 and net["Up"]:
@@ -329,7 +354,8 @@ def setup(engine, rec: dict, bundle: dict) -> dict:
                 from . import nft
 
                 nft.add_ports(sess.nft, cfg.table, cid, ep["IPAddress"], ports)
-            etcfiles.write_all(cdir, rec["Config"]["Hostname"], hosts_for(st, cid))
+            etcfiles.write_all(cdir, rec["Config"]["Hostname"], hosts_for(st, cid),
+                               etcfiles.resolv_for(rec["HostConfig"]))  # fmt: skip
             _refresh_hosts(engine.root, st, [net["Name"]], skip=cid)
     except BaseException:
         sess.close()

@@ -9,8 +9,9 @@ import pytest
 @pytest.mark.parametrize(
     "args,code,says",
     [
-        # argparse would take a prefix: --pid as --pids-limit, --mem as --memory
-        (("run", "--pid", "host", "busybox", "true"), 125, "unrecognized arguments: --pid"),
+        # argparse would take a prefix: --pids as --pids-limit, --mem as --memory (--pid
+        # is a flag of its own now)
+        (("run", "--pids", "5", "busybox", "true"), 125, "unrecognized arguments: --pids"),
         (("run", "--mem", "1g", "busybox", "true"), 125, "unrecognized arguments: --mem"),
         (("ps", "--al"), 125, "unrecognized arguments: --al"),
         (("frobnicate",), 1, "'frobnicate' is not a pydock command. See 'pydock --help'."),
