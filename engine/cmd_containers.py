@@ -52,6 +52,17 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--mount", action="append", default=[])
     p.add_argument("-l", "--label", action="append", default=[])
+    # health checks (engine/health.py); durations are Go's: 30s, 1m30s, 500ms
+    p.add_argument("--health-cmd", help="command to run to check health")
+    p.add_argument("--health-interval", help="time between running the check (default 30s)")
+    p.add_argument("--health-retries", type=int,
+                   help="consecutive failures needed to report unhealthy (default 3)")  # fmt: skip
+    p.add_argument("--health-start-period",
+                   help="start period for the container to initialize before starting "
+                        "health-retries countdown (default 0s)")  # fmt: skip
+    p.add_argument("--health-timeout", help="maximum time to allow one check to run (default 30s)")
+    p.add_argument("--no-healthcheck", action="store_true",
+                   help="disable any container-specified HEALTHCHECK")  # fmt: skip
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -99,8 +110,12 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
         a.image, opts, name=a.name, auto_remove=a.rm, progress=eprint, keep_mounted=True,
         extra=extra,
     )  # fmt: skip
-    if a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no":
-        # Under a monitor: it outlives this command (detach keys, restart policies).
+    if (
+        a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no"
+        or _probed(rec)
+    ):  # fmt: skip
+        # Under a monitor: it outlives this command (detach keys, restart policies), and
+        # it runs the health probes.
         from . import prestart, shim
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
@@ -115,6 +130,16 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
 
 
+def _probed(rec: dict) -> bool:
+    """Whether the container has a health check to run (from the flags or its image)."""
+    hc = rec["Config"].get("Healthcheck")
+    if not hc:
+        return False
+    from .health import active
+
+    return active(hc)
+
+
 def _refill_pools(engine: Engine, rec: dict) -> None:
     """The monitor that started the container made its network and exec'd; this
     command forks the namespace pool's refill instead (network/pool.py)."""
@@ -126,6 +151,20 @@ def _refill_pools(engine: Engine, rec: dict) -> None:
 
 
 def lifecycle_config(a: argparse.Namespace) -> dict:
+    out = _lifecycle_config(a)
+    if (
+        a.health_cmd or a.health_interval or a.health_timeout or a.health_start_period
+        or a.health_retries or a.no_healthcheck
+    ):  # fmt: skip
+        from .health import from_flags  # only then: run's plain path imports nothing more
+
+        hc = from_flags(a)
+        if hc is not None:
+            out["Config"]["Healthcheck"] = hc
+    return out
+
+
+def _lifecycle_config(a: argparse.Namespace) -> dict:
     if a.restart in (None, "no") and not a.stop_signal and a.stop_timeout is None:
         # the plain (benchmarked) run: no need to import the lifecycle modules
         return {

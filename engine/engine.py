@@ -193,6 +193,14 @@ class Engine:
                                auto_remove)  # fmt: skip
             for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
                 rec[key].update(more)
+            image_health = (image_config.get("config") or {}).get("Healthcheck")
+            if image_health or rec["Config"].get("Healthcheck"):
+                from .health import merge
+
+                merged = merge(rec["Config"].get("Healthcheck"), image_health)
+                rec["Config"].pop("Healthcheck", None)
+                if merged:
+                    rec["Config"]["Healthcheck"] = merged
             self.containers.add(rec, name)  # staged, then renamed into place whole
         finally:
             self.images.lock.release()

@@ -15,7 +15,11 @@ While the container runs it:
     Docker json-file log and to every attached client;
   * serves attach clients on ``<container dir>/attach.sock`` (and one pre-connected client
     fd for ``run -t``/``start -a``): framed messages, see ``FRAME`` below;
-  * reaps the container through a pidfd and hands its exit status to the shim.
+  * reaps the container through a pidfd and hands its exit status to the shim;
+  * with a health check (``health=INTERVAL_NS``), starts ``pydock.engine.healthprobe`` one
+    interval after the start and one interval after each probe ended (moby's timing): the
+    engine is loaded in that short-lived child, never here. Without one, nothing of this
+    runs: no timer, no child.
 
 Frames on an attach connection are ``type (1 byte) | length (4 bytes, big endian) | data``.
 Client -> monitor: ``i`` stdin bytes, ``c`` close stdin, ``w`` window size (two
@@ -98,6 +102,60 @@ class Client:
         return out
 
 
+class Prober:
+    """The container's health probes: one child at a time, an interval apart."""
+
+    def __init__(self, args: dict[str, str], poll: select.poll) -> None:
+        self.interval = int(args["health"]) / 1e9
+        self.argv = [args["python"], "-I", "-m", "pydock.engine.healthprobe",
+                     f"root={args['root']}", f"cid={args['cid']}",
+                     f"pid={args['pid']}"]  # fmt: skip
+        self.poll = poll
+        self.due = time.monotonic() + self.interval
+        self.child = 0
+        self.pidfd = -1
+
+    def timeout_ms(self) -> int | None:
+        """How long the monitor may sleep in poll(): until the next probe is due."""
+        if self.pidfd >= 0:
+            return None  # a probe runs: its end wakes us
+        return max(0, int((self.due - time.monotonic()) * 1000) + 1)
+
+    def tick(self) -> None:
+        if self.pidfd >= 0 or time.monotonic() < self.due:
+            return
+        try:
+            self.child = os.posix_spawn(self.argv[0], self.argv, os.environ,
+                                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull,
+                                                       os.O_RDONLY, 0),
+                                                      (os.POSIX_SPAWN_DUP2, 2, 1)])  # fmt: skip
+            self.pidfd = os.pidfd_open(self.child)
+        except OSError as e:
+            os.write(2, f"pydock monitor: health probe: {e!r}\n".encode())
+            self.due = time.monotonic() + self.interval
+            return
+        self.poll.register(self.pidfd, READ)
+
+    def reap(self) -> None:
+        self.poll.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        os.waitpid(self.child, 0)
+        self.due = time.monotonic() + self.interval
+
+    def finish(self) -> None:
+        """The container is gone: its probe ends with it (it sees the exit and writes
+        nothing); wait a little for that, then end it, before the shim takes over."""
+        if self.pidfd < 0:
+            return
+        if not select.select([self.pidfd], [], [], 5.0)[0]:
+            try:
+                os.kill(self.child, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.reap()
+
+
 class Monitor:
     def __init__(self, args: dict[str, str]) -> None:
         self.args = args
@@ -117,6 +175,10 @@ class Monitor:
             self.poll.register(fd, READ)
         self.pidfd = os.pidfd_open(self.pid)
         self.poll.register(self.pidfd, READ)
+        for fd in (*self.outputs, self.stdin):
+            if fd >= 0:  # inherited through execve; a probe child must not hold them
+                os.set_inheritable(fd, False)
+        self.prober = Prober(args, self.poll) if int(args.get("health", "0")) > 0 else None
 
     def _listen(self, path: str) -> _socket.socket:
         try:
@@ -198,10 +260,15 @@ class Monitor:
     def run(self) -> int:
         """Serve until the container's PID 1 is reaped; return its Docker exit code."""
         status = None
+        prober = self.prober
         while status is None:
-            for fd, ev in self.poll.poll():
+            if prober is not None:
+                prober.tick()
+            for fd, ev in self.poll.poll(prober.timeout_ms() if prober else None):
                 if fd == self.pidfd:
                     status = os.waitpid(self.pid, 0)[1]
+                elif prober is not None and fd == prober.pidfd:
+                    prober.reap()
                 elif fd in self.outputs:
                     self._output(fd)
                 elif fd == self.listener.fileno():
@@ -219,6 +286,8 @@ class Monitor:
                     self._output(fd, final=True)
         for fd in list(self.outputs):
             self.log.add(self.outputs[fd], b"", final=True)
+        if prober is not None:
+            prober.finish()
         self._broadcast(b"x", str(code).encode())
         return code
 

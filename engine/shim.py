@@ -227,6 +227,13 @@ def start(
     st = rec["State"]
     st["OOMKilled"] = False
     st["Restarting"] = False
+    probe_every = 0
+    if cfg.get("Healthcheck"):
+        from . import health
+
+        if health.active(cfg["Healthcheck"]):
+            health.reset(st)  # starting again, as moby's initHealthMonitor
+            probe_every = health.interval(cfg["Healthcheck"])
     rec["MonitorCgroup"] = _own_cgroup()
     engine.mark_running(rec, running.pid)
     if report is not None:
@@ -243,6 +250,7 @@ def start(
         "clients": ",".join(str(c) for c in clients),
         "backoff": str(backoff),
         "python": sys.executable,
+        "health": str(probe_every),
     }
     for k, fd in keep.items():
         args[k] = str(fd)
