@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from ..drivers.base import DriverError
 from . import trace
@@ -63,6 +61,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--health-timeout", help="maximum time to allow one check to run (default 30s)")
     p.add_argument("--no-healthcheck", action="store_true",
                    help="disable any container-specified HEALTHCHECK")  # fmt: skip
+    p.add_argument("--log-driver", help="logging driver for the container: json-file, local, none")
+    p.add_argument("--log-opt", action="append", default=[], help="log driver options")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -161,6 +161,10 @@ def lifecycle_config(a: argparse.Namespace) -> dict:
         hc = from_flags(a)
         if hc is not None:
             out["Config"]["Healthcheck"] = hc
+    if a.log_driver or a.log_opt:
+        from . import logconfig
+
+        out["HostConfig"]["LogConfig"] = logconfig.from_flags(a.log_driver, a.log_opt)
     return out
 
 
@@ -246,53 +250,9 @@ def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
 
 
 def cmd_logs(engine: Engine, a: argparse.Namespace) -> int:
-    import time
+    from .logread import show
 
-    from .containers import alive
-
-    rec = engine.containers.load(engine.containers.resolve(a.container))
-    try:
-        f = open(rec["LogPath"], "rb")  # noqa: SIM115 - followed below
-    except FileNotFoundError:
-        return 0
-    from .logtime import parse_bound
-
-    since = parse_bound(a.since, "since")
-    until = parse_bound(a.until, "until")
-    with f:
-        lines = f.readlines()
-        if a.tail not in (None, "all"):
-            try:
-                n = int(a.tail)
-            except ValueError:
-                raise InvalidInput(f"invalid value for --tail: {a.tail}") from None
-            lines = lines[-n:] if n > 0 else []
-        while True:
-            for raw in lines:
-                if not raw.endswith(b"\n"):
-                    f.seek(-len(raw), 1)  # half-written by the monitor: read it next round
-                    break
-                entry = json.loads(raw)
-                stamp = entry["time"]
-                if (since and stamp[:29] < since) or (until and stamp[:29] > until):
-                    if until and stamp[:29] > until:
-                        return 0
-                    continue
-                out = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-                out.write((stamp + " " if a.timestamps else "") + entry["log"])
-                out.flush()
-            if not a.follow:
-                break
-            lines = f.readlines()
-            if not lines:
-                # --follow ends when the container is no longer running (Docker's rule)
-                st = engine.containers.load(rec["Id"])["State"]
-                if st["Status"] != "running" or not alive(st.get("Owner")):
-                    lines = f.readlines()
-                    if not lines:
-                        break
-                time.sleep(0.1)
-    return 0
+    return show(engine, engine.containers.load(engine.containers.resolve(a.container)), a)
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -318,4 +278,5 @@ def setup(sub) -> None:
     lg.add_argument("-n", "--tail")
     lg.add_argument("--since")
     lg.add_argument("--until")
+    lg.add_argument("--details", action="store_true", help="show extra details provided to logs")
     lg.add_argument("container")

@@ -86,6 +86,7 @@ class Engine:
         # create(keep_mounted=True): container id -> (record, bundle) still to write (see
         # flush_created)
         self._unsaved: dict[str, tuple[dict, dict]] = {}
+        self._daemon: dict | None = None
 
     # -- storage drivers ---------------------------------------------------------------
     def driver_name(self) -> str:
@@ -193,6 +194,7 @@ class Engine:
                                auto_remove)  # fmt: skip
             for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
                 rec[key].update(more)
+            self._log_config(rec)
             image_health = (image_config.get("config") or {}).get("Healthcheck")
             if image_health or rec["Config"].get("Healthcheck"):
                 from .health import merge
@@ -242,6 +244,32 @@ class Engine:
             self._discard(rec)
             raise
         return rec
+
+    def daemon_config(self) -> dict:
+        """``<root>/daemon.json`` (empty when missing or unreadable, as driver_name)."""
+        if self._daemon is None:
+            try:
+                self._daemon = read_json(self.root / "daemon.json")
+            except (FileNotFoundError, ValueError):
+                self._daemon = {}
+            if not isinstance(self._daemon, dict):
+                self._daemon = {}
+        return self._daemon
+
+    def _log_config(self, rec: dict) -> None:
+        """HostConfig.LogConfig from the flags (``extra``) and daemon.json's defaults,
+        checked (engine/logconfig.py); LogPath is json-file's only, as in Docker."""
+        flags = rec["HostConfig"].pop("LogConfig", None)
+        daemon = self.daemon_config()
+        if flags or "log-driver" in daemon or "log-opts" in daemon:
+            from .logconfig import resolve
+
+            cfg = resolve(flags, daemon)
+        else:
+            cfg = {"Type": "json-file", "Config": {}}
+        rec["HostConfig"]["LogConfig"] = cfg
+        if cfg["Type"] != "json-file":
+            rec["LogPath"] = ""
 
     def _layers_for(self, image_id: str, driver: Driver) -> str:
         """The image's top layer id in ``driver``, copying layers in from another driver."""

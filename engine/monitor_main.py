@@ -50,10 +50,22 @@ def now() -> str:
 
 
 class Log:
-    """Docker's json-file log: one ``{"log","stream","time"}`` line per line of output."""
+    """Docker's json-file log: one ``{"log","stream","time"}`` line per line of output.
 
-    def __init__(self, path: str) -> None:
+    With ``attrs`` (the log-opt extras, as JSON text) each line also carries them, as
+    json-file's ``attrs`` (between "stream" and "time", where Docker writes it). With
+    ``max_size`` it rotates as Docker's loggerutils.LogFile: before each entry, a file at
+    or past ``max_size`` becomes ``.1`` (``.1`` becomes ``.2`` ..., at most ``files - 1``
+    kept; with one file it is truncated), ``.N.gz`` when ``compress``.
+    """
+
+    def __init__(self, path: str, max_size: int = -1, files: int = 1, compress: bool = False,
+                 attrs: str = "") -> None:  # fmt: skip
+        self.path = path
+        self.max_size, self.files, self.compress = max_size, files, compress
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.attrs = b',"attrs":%s' % attrs.encode() if attrs else b""
         self.partial = {"stdout": b"", "stderr": b""}
 
     def add(self, stream: str, data: bytes, final: bool = False) -> None:
@@ -65,15 +77,67 @@ class Log:
             rest = b""
         self.partial[stream] = rest
         if out:
-            t = now()
-            os.write(
-                self.fd,
-                b"".join(
-                    b'{"log":%s,"stream":"%s","time":"%s"}\n'
-                    % (_jstr(x.decode("utf-8", "replace")).encode(), stream.encode(), t.encode())
-                    for x in out
-                ),
-            )
+            t, kind = now().encode(), stream.encode()
+            self.write([
+                b'{"log":%s,"stream":"%s"%s,"time":"%s"}\n'
+                % (_jstr(x.decode("utf-8", "replace")).encode(), kind, self.attrs, t)
+                for x in out
+            ])  # fmt: skip
+
+    def write(self, entries: list[bytes]) -> None:
+        if self.max_size <= 0:
+            os.write(self.fd, b"".join(entries))
+            return
+        batch: list[bytes] = []
+        for entry in entries:
+            if self.size >= self.max_size:
+                if batch:
+                    os.write(self.fd, b"".join(batch))
+                    batch = []
+                self._rotate()
+            batch.append(entry)
+            self.size += len(entry)
+        if batch:
+            os.write(self.fd, b"".join(batch))
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        ext = ".gz" if self.compress else ""
+        if self.files >= 2:
+            try:
+                os.unlink(f"{self.path}.{self.files - 1}{ext}")
+            except FileNotFoundError:
+                pass
+            for i in range(self.files - 1, 1, -1):
+                try:
+                    os.rename(f"{self.path}.{i - 1}{ext}", f"{self.path}.{i}{ext}")
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, f"{self.path}.1")
+            if self.compress:
+                _gzip(f"{self.path}.1")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o640)
+        self.size = 0
+
+
+def _gzip(path: str) -> None:
+    """``path`` -> ``path.gz`` (gzip through zlib, a C module: loaded only with compress)."""
+    import zlib
+
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    tmp = f"{path}.gz.tmp"
+    src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    try:
+        while chunk := os.read(src, 1 << 20):
+            os.write(dst, packer.compress(chunk))
+        os.write(dst, packer.flush())
+    finally:
+        os.close(src)
+        os.close(dst)
+    os.rename(tmp, f"{path}.gz")
+    os.unlink(path)
 
 
 class Client:
@@ -165,7 +229,11 @@ class Monitor:
         self.outputs = {int(args["out"]): "stdout"}
         if int(args["err"]) >= 0:
             self.outputs[int(args["err"])] = "stderr"
-        self.log = Log(args["log"])
+        self.log = None  # the "none" log driver keeps nothing
+        if args["log"]:
+            self.log = Log(args["log"], int(args.get("logmax", "-1")),
+                           int(args.get("logfiles", "1")), args.get("logzip") == "1",
+                           args.get("logattrs", ""))  # fmt: skip
         self.poll = select.poll()
         self.clients: dict[int, Client] = {}
         self.listener = self._listen(args["sock"])
@@ -223,9 +291,11 @@ class Monitor:
         stream = self.outputs[fd]
         if data:
             self._broadcast(b"1" if stream == "stdout" else b"2", data)
-            self.log.add(stream, data)
+            if self.log is not None:
+                self.log.add(stream, data)
             return True
-        self.log.add(stream, b"", final=True)
+        if self.log is not None:
+            self.log.add(stream, b"", final=True)
         self.poll.unregister(fd)
         os.close(fd)
         del self.outputs[fd]
@@ -285,7 +355,8 @@ class Monitor:
                 if fd in self.outputs:
                     self._output(fd, final=True)
         for fd in list(self.outputs):
-            self.log.add(self.outputs[fd], b"", final=True)
+            if self.log is not None:
+                self.log.add(self.outputs[fd], b"", final=True)
         if prober is not None:
             prober.finish()
         self._broadcast(b"x", str(code).encode())

@@ -245,13 +245,15 @@ def start(
         "cid": rec["Id"],
         "pid": str(running.pid),
         "tty": "1" if tty else "0",
-        "log": rec["LogPath"],
         "sock": os.path.join(cdir, ATTACH_SOCK),
         "clients": ",".join(str(c) for c in clients),
         "backoff": str(backoff),
         "python": sys.executable,
         "health": str(probe_every),
     }
+    from .logconfig import monitor_args
+
+    args.update(monitor_args(rec, cdir))
     for k, fd in keep.items():
         args[k] = str(fd)
     for fd in (*keep.values(), *clients):
