@@ -29,12 +29,10 @@ code in ASCII, after which the monitor closes the connection.
 
 import _signal
 import _socket
-import fcntl
 import os
 import select
 import struct
 import sys
-import termios
 import time
 from _json import encode_basestring_ascii as _jstr
 
@@ -323,6 +321,9 @@ class Monitor:
                 rows, cols = struct.unpack(">HH", payload)
                 winsize = struct.pack("HHHH", rows, cols, 0, 0)
                 try:
+                    import fcntl  # only -t: not loaded where the json-file writer is
+                    import termios  # (the foreground run imports this module for Log)
+
                     fcntl.ioctl(self.stdin, termios.TIOCSWINSZ, winsize)
                 except OSError:
                     pass
