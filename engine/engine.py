@@ -20,7 +20,7 @@ from ..cgroupfs import own_paths
 from ..drivers import registry
 from ..drivers.base import Driver, DriverError, DriverOptions
 from . import containers as cstore
-from . import prestart
+from . import events, prestart
 from . import spec as specmod
 from .client import DEFAULT_ROOT
 from .containers import ContainerStore, alive, me, now
@@ -243,6 +243,7 @@ class Engine:
         except BaseException:
             self._discard(rec)
             raise
+        events.container(self.root, rec, "create")
         return rec
 
     def daemon_config(self) -> dict:
@@ -359,6 +360,8 @@ class Engine:
             driver.remove(rec["Id"])
         self.release_network(rec)
         self.containers.remove(rec)
+        if not rec.get("Creating"):  # a creation undone never had its create event
+            events.container(self.root, rec, "destroy")
         if rec["HostConfig"].get("AutoRemove") and rec.get("Mounts"):
             from .volumes import remove_anonymous  # --rm takes its anonymous volumes along
 
@@ -405,6 +408,7 @@ class Engine:
             Paused=False,
         )
         self.save_state(rec)
+        events.container(self.root, rec, "start")
 
     def mark_exited(self, rec: dict, code: int, error: str = "") -> None:
         st = rec["State"]
@@ -455,6 +459,7 @@ class Engine:
                 os.unlink(self.containers.names / new)
                 raise
             self.containers.unlink_name(old, cid)
+        events.container(self.root, rec, "rename", oldName="/" + old)
         return rec
 
     def release(self, rec: dict) -> None:
@@ -468,6 +473,8 @@ class Engine:
 
     def finish(self, rec: dict, code: int, error: str = "") -> None:
         """After the container's process is gone: release its root, record or remove it."""
+        if rec["State"]["Status"] in ("running", "restarting"):  # not a start that failed
+            events.container(self.root, rec, "die", exitCode=str(code))
         self.flush_created(rec)
         self.release(rec)
         self.release_network(rec)

@@ -332,7 +332,14 @@ def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: in
         restart = request != "cancel" and should_restart(
             policy, code, manual, rec.get("RestartCount", 0)
         )
+        if oom:
+            from . import events
+
+            events.container(engine.root, rec, "oom")
         if restart:
+            from . import events
+
+            events.container(engine.root, rec, "die", exitCode=str(code))
             backoff = next_backoff(backoff, uptime_ms)
             st.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
                       FinishedAt=now(), Owner=me())  # fmt: skip
