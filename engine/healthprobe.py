@@ -118,8 +118,14 @@ def main(argv: list[str]) -> int:
         rec = engine.containers.load(cid)
         if not _still_running(rec, pid):
             return 0  # it exited meanwhile: its monitor records that, not us
+        before = (rec["State"].get("Health") or {}).get("Status")
         health.record(rec, result)
         engine.containers.save(rec)
+    after = rec["State"]["Health"]["Status"]
+    if after != before:  # moby: an event when the status changes
+        from . import events
+
+        events.container(engine.root, rec, f"health_status: {after}")
     return 0
 
 

@@ -56,6 +56,21 @@ def test_probes_make_containers_healthy_or_unhealthy_in_inspect_and_ps(overlay_p
         line.split("|") for line in p.out("ps", "--format", "{{.Names}}|{{.Status}}").splitlines()
     )
     assert rows["good"].startswith("Up ") and rows["good"].endswith(" (healthy)")
+    changes = p.out(
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Action}}",
+    )
+    assert sorted(changes.splitlines()) == [
+        "bad health_status: unhealthy",
+        "good health_status: healthy",
+    ]
     assert rows["bad"].endswith(" (unhealthy)")
     assert "(" not in rows["plain"]
     names = {
