@@ -164,6 +164,26 @@ class Client:
         return out
 
 
+def listen(path: str) -> _socket.socket:
+    """The attach socket at ``path``, listening (root only)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    # sun_path holds 108 bytes, less than <root>/containers/<64 hex>/attach.sock can
+    # need: bind through the directory's fd (/proc/self/fd/N resolves to it).
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    old = os.umask(0o077)  # only root may attach
+    try:
+        s.bind(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
+    finally:
+        os.umask(old)
+        os.close(dfd)
+    s.listen(8)
+    return s
+
+
 class Prober:
     """The container's health probes: one child at a time, an interval apart."""
 
@@ -234,7 +254,7 @@ class Monitor:
                            args.get("logattrs", ""))  # fmt: skip
         self.poll = select.poll()
         self.clients: dict[int, Client] = {}
-        self.listener = self._listen(args["sock"])
+        self.listener = self._listen(args)
         for fd in filter(None, args["clients"].split(",")):
             self._add_client(int(fd))
         for fd in self.outputs:
@@ -246,22 +266,12 @@ class Monitor:
                 os.set_inheritable(fd, False)
         self.prober = Prober(args, self.poll) if int(args.get("health", "0")) > 0 else None
 
-    def _listen(self, path: str) -> _socket.socket:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        # sun_path holds 108 bytes, less than <root>/containers/<64 hex>/attach.sock can
-        # need: bind through the directory's fd (/proc/self/fd/N resolves to it).
-        dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        old = os.umask(0o077)  # only root may attach
-        try:
-            s.bind(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
-        finally:
-            os.umask(old)
-            os.close(dfd)
-        s.listen(8)
+    def _listen(self, args: dict[str, str]) -> _socket.socket:
+        if args.get("listen"):  # made by the shim before it reported the start
+            s = _socket.socket(fileno=int(args["listen"]))
+            os.set_inheritable(s.fileno(), False)
+        else:
+            s = listen(args["sock"])
         self.poll.register(s.fileno(), READ)
         return s
 

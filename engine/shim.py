@@ -235,11 +235,16 @@ def start(
             health.reset(st)  # starting again, as moby's initHealthMonitor
             probe_every = health.interval(cfg["Healthcheck"])
     rec["MonitorCgroup"] = _own_cgroup()
+    # The attach socket exists before anyone hears the container runs: an `attach` right
+    # after `run -d` must find it (the lean monitor takes it over across the execve).
+    from .monitor_main import listen
+
+    cdir = str(engine.containers.path(rec["Id"]))
+    listener = listen(os.path.join(cdir, ATTACH_SOCK))
     engine.mark_running(rec, running.pid)
     if report is not None:
         os.write(report, b"0")
         os.close(report)
-    cdir = str(engine.containers.path(rec["Id"]))
     args = {
         "root": str(engine.root),
         "cid": rec["Id"],
@@ -250,13 +255,14 @@ def start(
         "backoff": str(backoff),
         "python": sys.executable,
         "health": str(probe_every),
+        "listen": str(listener.detach()),
     }
     from .logconfig import monitor_args
 
     args.update(monitor_args(rec, cdir))
     for k, fd in keep.items():
         args[k] = str(fd)
-    for fd in (*keep.values(), *clients):
+    for fd in (*keep.values(), *clients, int(args["listen"])):
         if fd >= 0:
             os.set_inheritable(fd, True)
     sys.stdout.flush()
