@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "stop": "cmd_lifecycle", "kill": "cmd_lifecycle", "restart": "cmd_lifecycle",
     "wait": "cmd_lifecycle", "attach": "cmd_lifecycle", "exec": "cmd_lifecycle",
     "system": "cmd_lifecycle",
+    "events": "cmd_events",
 }  # fmt: skip
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import sys
 
 from ..drivers.base import DriverError
 from . import trace
@@ -177,6 +175,19 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
         "--platform",
         help="check that the image is for this platform (os[/arch]; only the host's runs)",
     )
+    # health checks (engine/health.py); durations are Go's: 30s, 1m30s, 500ms
+    p.add_argument("--health-cmd", help="command to run to check health")
+    p.add_argument("--health-interval", help="time between running the check (default 30s)")
+    p.add_argument("--health-retries", type=int,
+                   help="consecutive failures needed to report unhealthy (default 3)")  # fmt: skip
+    p.add_argument("--health-start-period",
+                   help="start period for the container to initialize before starting "
+                        "health-retries countdown (default 0s)")  # fmt: skip
+    p.add_argument("--health-timeout", help="maximum time to allow one check to run (default 30s)")
+    p.add_argument("--no-healthcheck", action="store_true",
+                   help="disable any container-specified HEALTHCHECK")  # fmt: skip
+    p.add_argument("--log-driver", help="logging driver for the container: json-file, local, none")
+    p.add_argument("--log-opt", action="append", default=[], help="log driver options")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -229,10 +240,11 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     rec = _create(engine, a, opts, extra, keep_mounted=True)
     if (
         a.detach or a.tty or extra["HostConfig"]["RestartPolicy"]["Name"] != "no"
-        or not a.sig_proxy
+        or not a.sig_proxy or _probed(rec)
     ):  # fmt: skip
-        # Under a monitor: it outlives this command (detach keys, restart policies, and
-        # --sig-proxy=false: a signal ends this command, not the container, as in Docker).
+        # Under a monitor: it outlives this command (detach keys, restart policies,
+        # --sig-proxy=false: a signal ends this command, not the container, as in Docker),
+        # and it runs the health probes.
         from . import prestart, shim
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
@@ -249,6 +261,16 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True, echo=echo)
 
 
+def _probed(rec: dict) -> bool:
+    """Whether the container has a health check to run (from the flags or its image)."""
+    hc = rec["Config"].get("Healthcheck")
+    if not hc:
+        return False
+    from .health import active
+
+    return active(hc)
+
+
 def _refill_pools(engine: Engine, rec: dict) -> None:
     """The monitor that started the container made its network and exec'd; this
     command forks the namespace pool's refill instead (network/pool.py)."""
@@ -260,6 +282,24 @@ def _refill_pools(engine: Engine, rec: dict) -> None:
 
 
 def lifecycle_config(a: argparse.Namespace) -> dict:
+    out = _lifecycle_config(a)
+    if (
+        a.health_cmd or a.health_interval or a.health_timeout or a.health_start_period
+        or a.health_retries or a.no_healthcheck
+    ):  # fmt: skip
+        from .health import from_flags  # only then: run's plain path imports nothing more
+
+        hc = from_flags(a)
+        if hc is not None:
+            out["Config"]["Healthcheck"] = hc
+    if a.log_driver or a.log_opt:
+        from . import logconfig
+
+        out["HostConfig"]["LogConfig"] = logconfig.from_flags(a.log_driver, a.log_opt)
+    return out
+
+
+def _lifecycle_config(a: argparse.Namespace) -> dict:
     if a.restart in (None, "no") and not a.stop_signal and a.stop_timeout is None:
         # the plain (benchmarked) run: no need to import the lifecycle modules
         out = {
@@ -414,53 +454,9 @@ def cmd_rm(engine: Engine, a: argparse.Namespace) -> int:
 
 
 def cmd_logs(engine: Engine, a: argparse.Namespace) -> int:
-    import time
+    from .logread import show
 
-    from .containers import alive
-
-    rec = engine.containers.load(engine.containers.resolve(a.container))
-    try:
-        f = open(rec["LogPath"], "rb")  # noqa: SIM115 - followed below
-    except FileNotFoundError:
-        return 0
-    from .logtime import parse_bound
-
-    since = parse_bound(a.since, "since")
-    until = parse_bound(a.until, "until")
-    with f:
-        lines = f.readlines()
-        if a.tail not in (None, "all"):
-            try:
-                n = int(a.tail)
-            except ValueError:
-                raise InvalidInput(f"invalid value for --tail: {a.tail}") from None
-            lines = lines[-n:] if n > 0 else []
-        while True:
-            for raw in lines:
-                if not raw.endswith(b"\n"):
-                    f.seek(-len(raw), 1)  # half-written by the monitor: read it next round
-                    break
-                entry = json.loads(raw)
-                stamp = entry["time"]
-                if (since and stamp[:29] < since) or (until and stamp[:29] > until):
-                    if until and stamp[:29] > until:
-                        return 0
-                    continue
-                out = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-                out.write((stamp + " " if a.timestamps else "") + entry["log"])
-                out.flush()
-            if not a.follow:
-                break
-            lines = f.readlines()
-            if not lines:
-                # --follow ends when the container is no longer running (Docker's rule)
-                st = engine.containers.load(rec["Id"])["State"]
-                if st["Status"] != "running" or not alive(st.get("Owner")):
-                    lines = f.readlines()
-                    if not lines:
-                        break
-                time.sleep(0.1)
-    return 0
+    return show(engine, engine.containers.load(engine.containers.resolve(a.container)), a)
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -488,4 +484,5 @@ def setup(sub) -> None:
     lg.add_argument("-n", "--tail")
     lg.add_argument("--since")
     lg.add_argument("--until")
+    lg.add_argument("--details", action="store_true", help="show extra details provided to logs")
     lg.add_argument("container")

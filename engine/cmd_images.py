@@ -74,6 +74,12 @@ def cmd_load(engine: Engine, a: argparse.Namespace) -> int:
             spool.close()
     for line in lines:
         print(line)
+    from . import events
+
+    for line in lines:  # "Loaded image: REF" or "Loaded image ID: sha256:..."
+        ref = line.rpartition(": ")[2].strip()
+        image_id = engine.images.lookup(ref) or ref
+        events.emit(engine.root, "image", "load", image_id, {"name": image_id})
     return 0
 
 

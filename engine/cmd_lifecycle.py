@@ -46,6 +46,9 @@ def cmd_restart(engine: Engine, a: argparse.Namespace) -> int:
             raise err
         rec = engine.containers.load(engine.containers.resolve(ref))
         lifecycle.start(engine, rec)
+        from . import events
+
+        events.container(engine.root, engine.containers.load(rec["Id"]), "restart")
 
     return each_container(a.containers, restart)
 

@@ -48,6 +48,11 @@ def cmd_pull(engine: Engine, a: argparse.Namespace) -> int:
     else:
         puller.pull(ref)
         print(ref.canonical())
+    from . import events
+    from .reference import familiar_name
+
+    name = familiar_name(ref.full_name if a.all_tags else ref.canonical())
+    events.emit(engine.root, "image", "pull", name, {"name": name})
     return 0
 
 
@@ -137,6 +142,10 @@ def cmd_tag(engine: Engine, a: argparse.Namespace) -> int:
     with store.lock:
         image_id = store.resolve(a.source)
         store.tag(image_id, normalize(a.target))
+    from . import events
+    from .reference import familiar_name
+
+    events.emit(engine.root, "image", "tag", image_id, {"name": familiar_name(normalize(a.target))})
     return 0
 
 
@@ -159,8 +168,13 @@ def cmd_save(engine: Engine, a: argparse.Namespace) -> int:
     try:
         save(store, engine.driver, a.images, a.output, oci=a.format == "oci",
              output_mode=0o666 & ~a.caller_umask)  # fmt: skip
+        ids = [store.resolve(ref) for ref in a.images]
     finally:
         store.lock.release()
+    from . import events
+
+    for image_id in dict.fromkeys(ids):
+        events.emit(engine.root, "image", "save", image_id, {"name": image_id})
     return 0
 
 
@@ -172,6 +186,9 @@ def cmd_import(engine: Engine, a: argparse.Namespace) -> int:
         changes=a.change or [], platform_=a.platform,
     )  # fmt: skip
     print(image_id)
+    from . import events
+
+    events.emit(engine.root, "image", "import", image_id, {"name": image_id})
     return 0
 
 

@@ -20,7 +20,7 @@ from ..cgroupfs import own_paths
 from ..drivers import registry
 from ..drivers.base import Driver, DriverError, DriverOptions
 from . import containers as cstore
-from . import prestart
+from . import events, prestart
 from . import spec as specmod
 from .client import DEFAULT_ROOT
 from .containers import ContainerStore, alive, me, now
@@ -96,6 +96,7 @@ class Engine:
         # create(keep_mounted=True): container id -> (record, bundle) still to write (see
         # flush_created)
         self._unsaved: dict[str, tuple[dict, dict]] = {}
+        self._daemon: dict | None = None
 
     # -- storage drivers ---------------------------------------------------------------
     def driver_name(self) -> str:
@@ -199,6 +200,15 @@ class Engine:
                                auto_remove)  # fmt: skip
             for key, more in (extra or {}).items():  # lifecycle flags: Tty, RestartPolicy...
                 rec[key].update(more)
+            self._log_config(rec)
+            image_health = (image_config.get("config") or {}).get("Healthcheck")
+            if image_health or rec["Config"].get("Healthcheck"):
+                from .health import merge
+
+                merged = merge(rec["Config"].get("Healthcheck"), image_health)
+                rec["Config"].pop("Healthcheck", None)
+                if merged:
+                    rec["Config"]["Healthcheck"] = merged
             self.containers.add(rec, name)  # staged, then renamed into place whole
         finally:
             self.images.lock.release()
@@ -240,7 +250,34 @@ class Engine:
         except BaseException:
             self._discard(rec)
             raise
+        events.container(self.root, rec, "create")
         return rec
+
+    def daemon_config(self) -> dict:
+        """``<root>/daemon.json`` (empty when missing or unreadable, as driver_name)."""
+        if self._daemon is None:
+            try:
+                self._daemon = read_json(self.root / "daemon.json")
+            except (FileNotFoundError, ValueError):
+                self._daemon = {}
+            if not isinstance(self._daemon, dict):
+                self._daemon = {}
+        return self._daemon
+
+    def _log_config(self, rec: dict) -> None:
+        """HostConfig.LogConfig from the flags (``extra``) and daemon.json's defaults,
+        checked (engine/logconfig.py); LogPath is json-file's only, as in Docker."""
+        flags = rec["HostConfig"].pop("LogConfig", None)
+        daemon = self.daemon_config()
+        if flags or "log-driver" in daemon or "log-opts" in daemon:
+            from .logconfig import resolve
+
+            cfg = resolve(flags, daemon)
+        else:
+            cfg = {"Type": "json-file", "Config": {}}
+        rec["HostConfig"]["LogConfig"] = cfg
+        if cfg["Type"] != "json-file":
+            rec["LogPath"] = ""
 
     def _layers_for(self, image_id: str, driver: Driver) -> str:
         """The image's top layer id in ``driver``, copying layers in from another driver."""
@@ -332,6 +369,8 @@ class Engine:
             driver.remove(rec["Id"])
         self.release_network(rec)
         self.containers.remove(rec)
+        if not rec.get("Creating"):  # a creation undone never had its create event
+            events.container(self.root, rec, "destroy")
         if (volumes or rec["HostConfig"].get("AutoRemove")) and rec.get("Mounts"):
             from .volumes import remove_anonymous  # --rm takes its anonymous volumes along
 
@@ -378,6 +417,7 @@ class Engine:
             Paused=False,
         )
         self.save_state(rec)
+        events.container(self.root, rec, "start")
 
     def mark_exited(self, rec: dict, code: int, error: str = "") -> None:
         st = rec["State"]
@@ -428,6 +468,7 @@ class Engine:
                 os.unlink(self.containers.names / new)
                 raise
             self.containers.unlink_name(old, cid)
+        events.container(self.root, rec, "rename", oldName="/" + old)
         return rec
 
     def release(self, rec: dict) -> None:
@@ -441,6 +482,8 @@ class Engine:
 
     def finish(self, rec: dict, code: int, error: str = "") -> None:
         """After the container's process is gone: release its root, record or remove it."""
+        if rec["State"]["Status"] in ("running", "restarting"):  # not a start that failed
+            events.container(self.root, rec, "die", exitCode=str(code))
         self.flush_created(rec)
         self.release(rec)
         self.release_network(rec)

@@ -96,6 +96,10 @@ class _Deletion:
         elif ref in self.store.tags():
             self.store.untag(ref)
         self.lines.append(f"Untagged: {ref}")
+        from . import events
+
+        # moby's ImageDelete: actor and name are the image's id
+        events.emit(self.store.root, "image", "untag", self.image_id, {"name": self.image_id})
 
     def by_reference(self, ref: str, given: str, force: bool) -> None:
         refs = self.refs()
@@ -140,6 +144,9 @@ class _Deletion:
 
         sweep_images(self.engine)  # what a killed load, pull or commit left
         self.lines.append(f"Deleted: {self.image_id}")
+        from . import events
+
+        events.emit(self.store.root, "image", "delete", self.image_id, {"name": self.image_id})
         self.lines.extend(f"Deleted: {chain}" for chain in removed)
 
 

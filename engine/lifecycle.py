@@ -15,7 +15,7 @@ import signal
 import time
 
 from ..cgroupfs import own_paths
-from . import shim
+from . import events, shim
 from .containers import alive
 from .engine import Engine
 from .errors import Conflict, EngineError, InvalidInput
@@ -125,13 +125,16 @@ def stop(engine: Engine, ref: str, timeout: int | None = None, sig: int | None =
         shim.request_stop(str(engine.containers.path(rec["Id"])), "cancel")
         owner = rec["State"]["Owner"]
         if rec["State"]["Pid"] > 0:
+            events.container(engine.root, rec, "kill", signal=str(sig))
             _signal_pid1(engine, rec, sig)
     if rec["State"]["Pid"] > 0:
         deadline = time.monotonic() + (timeout if timeout >= 0 else float("inf"))  # -1: wait
         if not _wait_gone(engine, rec, deadline):
             with engine.containers.lock(cid):  # a pause now cannot freeze out the SIGKILL
+                events.container(engine.root, rec, "kill", signal=str(int(signal.SIGKILL)))
                 _signal_pid1(engine, rec, signal.SIGKILL)
     _wait_owner(owner)
+    events.container(engine.root, rec, "stop")
 
 
 def kill(engine: Engine, ref: str, sig: int = signal.SIGKILL) -> None:
@@ -147,6 +150,7 @@ def kill(engine: Engine, ref: str, sig: int = signal.SIGKILL) -> None:
         cancel = not custom or sig == signal.SIGKILL or parse_signal(custom) == sig
         shim.request_stop(str(engine.containers.path(cid)), "cancel" if cancel else "manual")
         if rec["State"]["Pid"] > 0:
+            events.container(engine.root, rec, "kill", signal=str(sig))
             _signal_pid1(engine, rec, sig)
 
 

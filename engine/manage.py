@@ -40,6 +40,9 @@ def pause(engine, ref: str) -> None:
         except CgroupError as e:
             raise EngineError(f"Cannot pause container {rec['Id']}: {e}") from None
         _set_paused(engine, rec["Id"], True)
+        from . import events
+
+        events.container(engine.root, rec, "pause")
 
 
 def unpause(engine, ref: str) -> None:
@@ -54,6 +57,9 @@ def unpause(engine, ref: str) -> None:
         except CgroupError as e:
             raise EngineError(f"Cannot unpause container {rec['Id']}: {e}") from None
         _set_paused(engine, rec["Id"], False)
+        from . import events
+
+        events.container(engine.root, rec, "unpause")
 
 
 def _until(value: str) -> float:

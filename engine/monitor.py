@@ -17,7 +17,6 @@ import sys
 
 from ..nsutil.spawn import SpawnError
 from . import prestart, runtime, trace
-from .containers import now
 from .engine import Engine
 from .errors import EngineError
 
@@ -31,9 +30,10 @@ def run_attached(
     echo: tuple[str, ...] = ("stdout", "stderr"),
 ) -> int:  # fmt: skip
     """Start the container with pydock's stdio and wait for it; returns its exit code.
-    ``echo``: the streams ``-a`` attached; the others go to the log only (``--rm``:
-    nowhere, as its log goes with it)."""
-    direct = bool(rec["HostConfig"].get("AutoRemove"))
+    ``echo``: the streams ``-a`` attached; the others go to the log only."""
+    log_config = rec["HostConfig"].get("LogConfig") or {}
+    # --rm keeps no log (nothing reads it after the container is gone), nor does "none"
+    direct = bool(rec["HostConfig"].get("AutoRemove")) or log_config.get("Type") == "none"
     stdin = 0 if interactive else _null_fd()
     if direct:
         out = 1 if "stdout" in echo else _null_fd()
@@ -99,7 +99,7 @@ def _run(
         sys.modules["pydock.engine.network.pool"].refill_after_start()
     copier = None
     if pipes:
-        copier = runtime.LogCopier(rec["LogPath"], pipes[0], pipes[1], echo, now)
+        copier = runtime.LogCopier(_log(engine, rec), pipes[0], pipes[1], echo)
     try:
         code = runtime.wait(running, during=copier.run if copier else None)
         trace.mark("exited")
@@ -115,6 +115,19 @@ def _run(
     trace.mark("finished")
     prestart.torn_down = True
     return code
+
+
+def _log(engine: Engine, rec: dict):  # -> monitor_main.Log
+    from .monitor_main import Log
+
+    cfg = rec["HostConfig"].get("LogConfig") or {}
+    if (cfg.get("Type") or "json-file") == "json-file" and not cfg.get("Config"):
+        return Log(rec["LogPath"])  # the default: no rotation, no extras
+    from .logconfig import monitor_args
+
+    args = monitor_args(rec, str(engine.containers.path(rec["Id"])))
+    return Log(args["log"], int(args["logmax"]), int(args["logfiles"]), args["logzip"] == "1",
+               args["logattrs"])  # fmt: skip
 
 
 def _close(pipes: tuple[int, int] | None, stdio: tuple[int, int, int]) -> None:

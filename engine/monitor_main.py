@@ -15,7 +15,11 @@ While the container runs it:
     Docker json-file log and to every attached client;
   * serves attach clients on ``<container dir>/attach.sock`` (and one pre-connected client
     fd for ``run -t``/``start -a``): framed messages, see ``FRAME`` below;
-  * reaps the container through a pidfd and hands its exit status to the shim.
+  * reaps the container through a pidfd and hands its exit status to the shim;
+  * with a health check (``health=INTERVAL_NS``), starts ``pydock.engine.healthprobe`` one
+    interval after the start and one interval after each probe ended (moby's timing): the
+    engine is loaded in that short-lived child, never here. Without one, nothing of this
+    runs: no timer, no child.
 
 Frames on an attach connection are ``type (1 byte) | length (4 bytes, big endian) | data``.
 Client -> monitor: ``i`` stdin bytes, ``c`` close stdin, ``w`` window size (two
@@ -25,12 +29,10 @@ code in ASCII, after which the monitor closes the connection.
 
 import _signal
 import _socket
-import fcntl
 import os
 import select
 import struct
 import sys
-import termios
 import time
 from _json import encode_basestring_ascii as _jstr
 
@@ -46,10 +48,22 @@ def now() -> str:
 
 
 class Log:
-    """Docker's json-file log: one ``{"log","stream","time"}`` line per line of output."""
+    """Docker's json-file log: one ``{"log","stream","time"}`` line per line of output.
 
-    def __init__(self, path: str) -> None:
+    With ``attrs`` (the log-opt extras, as JSON text) each line also carries them, as
+    json-file's ``attrs`` (between "stream" and "time", where Docker writes it). With
+    ``max_size`` it rotates as Docker's loggerutils.LogFile: before each entry, a file at
+    or past ``max_size`` becomes ``.1`` (``.1`` becomes ``.2`` ..., at most ``files - 1``
+    kept; with one file it is truncated), ``.N.gz`` when ``compress``.
+    """
+
+    def __init__(self, path: str, max_size: int = -1, files: int = 1, compress: bool = False,
+                 attrs: str = "") -> None:  # fmt: skip
+        self.path = path
+        self.max_size, self.files, self.compress = max_size, files, compress
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.attrs = b',"attrs":%s' % attrs.encode() if attrs else b""
         self.partial = {"stdout": b"", "stderr": b""}
 
     def add(self, stream: str, data: bytes, final: bool = False) -> None:
@@ -61,15 +75,67 @@ class Log:
             rest = b""
         self.partial[stream] = rest
         if out:
-            t = now()
-            os.write(
-                self.fd,
-                b"".join(
-                    b'{"log":%s,"stream":"%s","time":"%s"}\n'
-                    % (_jstr(x.decode("utf-8", "replace")).encode(), stream.encode(), t.encode())
-                    for x in out
-                ),
-            )
+            t, kind = now().encode(), stream.encode()
+            self.write([
+                b'{"log":%s,"stream":"%s"%s,"time":"%s"}\n'
+                % (_jstr(x.decode("utf-8", "replace")).encode(), kind, self.attrs, t)
+                for x in out
+            ])  # fmt: skip
+
+    def write(self, entries: list[bytes]) -> None:
+        if self.max_size <= 0:
+            os.write(self.fd, b"".join(entries))
+            return
+        batch: list[bytes] = []
+        for entry in entries:
+            if self.size >= self.max_size:
+                if batch:
+                    os.write(self.fd, b"".join(batch))
+                    batch = []
+                self._rotate()
+            batch.append(entry)
+            self.size += len(entry)
+        if batch:
+            os.write(self.fd, b"".join(batch))
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        ext = ".gz" if self.compress else ""
+        if self.files >= 2:
+            try:
+                os.unlink(f"{self.path}.{self.files - 1}{ext}")
+            except FileNotFoundError:
+                pass
+            for i in range(self.files - 1, 1, -1):
+                try:
+                    os.rename(f"{self.path}.{i - 1}{ext}", f"{self.path}.{i}{ext}")
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, f"{self.path}.1")
+            if self.compress:
+                _gzip(f"{self.path}.1")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o640)
+        self.size = 0
+
+
+def _gzip(path: str) -> None:
+    """``path`` -> ``path.gz`` (gzip through zlib, a C module: loaded only with compress)."""
+    import zlib
+
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    tmp = f"{path}.gz.tmp"
+    src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    try:
+        while chunk := os.read(src, 1 << 20):
+            os.write(dst, packer.compress(chunk))
+        os.write(dst, packer.flush())
+    finally:
+        os.close(src)
+        os.close(dst)
+    os.rename(tmp, f"{path}.gz")
+    os.unlink(path)
 
 
 class Client:
@@ -98,6 +164,80 @@ class Client:
         return out
 
 
+def listen(path: str) -> _socket.socket:
+    """The attach socket at ``path``, listening (root only)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    # sun_path holds 108 bytes, less than <root>/containers/<64 hex>/attach.sock can
+    # need: bind through the directory's fd (/proc/self/fd/N resolves to it).
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    old = os.umask(0o077)  # only root may attach
+    try:
+        s.bind(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
+    finally:
+        os.umask(old)
+        os.close(dfd)
+    s.listen(8)
+    return s
+
+
+class Prober:
+    """The container's health probes: one child at a time, an interval apart."""
+
+    def __init__(self, args: dict[str, str], poll: select.poll) -> None:
+        self.interval = int(args["health"]) / 1e9
+        self.argv = [args["python"], "-I", "-m", "pydock.engine.healthprobe",
+                     f"root={args['root']}", f"cid={args['cid']}",
+                     f"pid={args['pid']}"]  # fmt: skip
+        self.poll = poll
+        self.due = time.monotonic() + self.interval
+        self.child = 0
+        self.pidfd = -1
+
+    def timeout_ms(self) -> int | None:
+        """How long the monitor may sleep in poll(): until the next probe is due."""
+        if self.pidfd >= 0:
+            return None  # a probe runs: its end wakes us
+        return max(0, int((self.due - time.monotonic()) * 1000) + 1)
+
+    def tick(self) -> None:
+        if self.pidfd >= 0 or time.monotonic() < self.due:
+            return
+        try:
+            self.child = os.posix_spawn(self.argv[0], self.argv, os.environ,
+                                        file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull,
+                                                       os.O_RDONLY, 0),
+                                                      (os.POSIX_SPAWN_DUP2, 2, 1)])  # fmt: skip
+            self.pidfd = os.pidfd_open(self.child)
+        except OSError as e:
+            os.write(2, f"pydock monitor: health probe: {e!r}\n".encode())
+            self.due = time.monotonic() + self.interval
+            return
+        self.poll.register(self.pidfd, READ)
+
+    def reap(self) -> None:
+        self.poll.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = -1
+        os.waitpid(self.child, 0)
+        self.due = time.monotonic() + self.interval
+
+    def finish(self) -> None:
+        """The container is gone: its probe ends with it (it sees the exit and writes
+        nothing); wait a little for that, then end it, before the shim takes over."""
+        if self.pidfd < 0:
+            return
+        if not select.select([self.pidfd], [], [], 5.0)[0]:
+            try:
+                os.kill(self.child, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.reap()
+
+
 class Monitor:
     def __init__(self, args: dict[str, str]) -> None:
         self.args = args
@@ -107,33 +247,31 @@ class Monitor:
         self.outputs = {int(args["out"]): "stdout"}
         if int(args["err"]) >= 0:
             self.outputs[int(args["err"])] = "stderr"
-        self.log = Log(args["log"])
+        self.log = None  # the "none" log driver keeps nothing
+        if args["log"]:
+            self.log = Log(args["log"], int(args.get("logmax", "-1")),
+                           int(args.get("logfiles", "1")), args.get("logzip") == "1",
+                           args.get("logattrs", ""))  # fmt: skip
         self.poll = select.poll()
         self.clients: dict[int, Client] = {}
-        self.listener = self._listen(args["sock"])
+        self.listener = self._listen(args)
         for fd in filter(None, args["clients"].split(",")):
             self._add_client(int(fd))
         for fd in self.outputs:
             self.poll.register(fd, READ)
         self.pidfd = os.pidfd_open(self.pid)
         self.poll.register(self.pidfd, READ)
+        for fd in (*self.outputs, self.stdin):
+            if fd >= 0:  # inherited through execve; a probe child must not hold them
+                os.set_inheritable(fd, False)
+        self.prober = Prober(args, self.poll) if int(args.get("health", "0")) > 0 else None
 
-    def _listen(self, path: str) -> _socket.socket:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        # sun_path holds 108 bytes, less than <root>/containers/<64 hex>/attach.sock can
-        # need: bind through the directory's fd (/proc/self/fd/N resolves to it).
-        dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        old = os.umask(0o077)  # only root may attach
-        try:
-            s.bind(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
-        finally:
-            os.umask(old)
-            os.close(dfd)
-        s.listen(8)
+    def _listen(self, args: dict[str, str]) -> _socket.socket:
+        if args.get("listen"):  # made by the shim before it reported the start
+            s = _socket.socket(fileno=int(args["listen"]))
+            os.set_inheritable(s.fileno(), False)
+        else:
+            s = listen(args["sock"])
         self.poll.register(s.fileno(), READ)
         return s
 
@@ -161,9 +299,11 @@ class Monitor:
         stream = self.outputs[fd]
         if data:
             self._broadcast(b"1" if stream == "stdout" else b"2", data)
-            self.log.add(stream, data)
+            if self.log is not None:
+                self.log.add(stream, data)
             return True
-        self.log.add(stream, b"", final=True)
+        if self.log is not None:
+            self.log.add(stream, b"", final=True)
         self.poll.unregister(fd)
         os.close(fd)
         del self.outputs[fd]
@@ -191,6 +331,9 @@ class Monitor:
                 rows, cols = struct.unpack(">HH", payload)
                 winsize = struct.pack("HHHH", rows, cols, 0, 0)
                 try:
+                    import fcntl  # only -t: not loaded where the json-file writer is
+                    import termios  # (the foreground run imports this module for Log)
+
                     fcntl.ioctl(self.stdin, termios.TIOCSWINSZ, winsize)
                 except OSError:
                     pass
@@ -198,10 +341,15 @@ class Monitor:
     def run(self) -> int:
         """Serve until the container's PID 1 is reaped; return its Docker exit code."""
         status = None
+        prober = self.prober
         while status is None:
-            for fd, ev in self.poll.poll():
+            if prober is not None:
+                prober.tick()
+            for fd, ev in self.poll.poll(prober.timeout_ms() if prober else None):
                 if fd == self.pidfd:
                     status = os.waitpid(self.pid, 0)[1]
+                elif prober is not None and fd == prober.pidfd:
+                    prober.reap()
                 elif fd in self.outputs:
                     self._output(fd)
                 elif fd == self.listener.fileno():
@@ -218,7 +366,10 @@ class Monitor:
                 if fd in self.outputs:
                     self._output(fd, final=True)
         for fd in list(self.outputs):
-            self.log.add(self.outputs[fd], b"", final=True)
+            if self.log is not None:
+                self.log.add(self.outputs[fd], b"", final=True)
+        if prober is not None:
+            prober.finish()
         self._broadcast(b"x", str(code).encode())
         return code
 

@@ -19,7 +19,7 @@ from .errors import InvalidInput
 from .format import ellipsis, human_size, since
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "exited")
+FILTER_KEYS = ("id", "name", "label", "status", "ancestor", "exited", "health")
 
 #: column titles of the fields a --format template may use (Docker's)
 HEADERS = {
@@ -62,7 +62,13 @@ def status_text(rec: dict) -> str:
     word = state_word(rec)
     if word in ("running", "paused"):
         up = f"Up {since(parse_time(st['StartedAt']))}"
-        return up + " (Paused)" if word == "paused" else up
+        if word == "paused":
+            return up + " (Paused)"
+        if st.get("Health"):  # moby's State.String(): "Up 3 seconds (health: starting)"
+            from .health import suffix
+
+            return up + suffix(rec)
+        return up
     if word == "restarting":
         return f"Restarting ({st['ExitCode']}) {since(parse_time(st['FinishedAt']))} ago"
     if word == "exited":
@@ -81,6 +87,8 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
             raise InvalidInput(f"invalid filter '{key}'")
         if key == "status" and value not in STATUSES:
             raise InvalidInput(f"invalid filter 'status={value}'")
+        if key == "health" and value not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidInput(f"Unrecognised filter value for health: {value}")
         if key == "exited":
             try:
                 int(value)
@@ -144,6 +152,11 @@ class _Ancestors:
         return self._cache[image_id]
 
 
+def health_status(rec: dict) -> str:
+    """The ``health=`` filter's value: State.Health's status, "none" without a check."""
+    return (rec["State"].get("Health") or {}).get("Status") or "none"
+
+
 def select(engine, recs: list[dict], filters: dict[str, list[str]], all_: bool) -> list[dict]:
     """The records ``ps`` shows: running ones (all with ``-a`` or a status filter), filtered.
 
@@ -169,6 +182,8 @@ def select(engine, recs: list[dict], filters: dict[str, list[str]], all_: bool) 
         if "exited" in filters and not (
             word == "exited" and str(r["State"]["ExitCode"]) in filters["exited"]
         ):
+            continue
+        if "health" in filters and health_status(r) not in filters["health"]:
             continue
         if ancestors is not None and not ancestors.matches(r["Image"]):
             continue

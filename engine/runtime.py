@@ -9,7 +9,6 @@ No subprocess anywhere on this path.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -124,22 +123,17 @@ def _kill(pid: int, sig: int) -> None:
 
 
 class LogCopier:
-    """Copies a container's stdout/stderr pipes into Docker's json-file log.
+    """Copies a container's stdout/stderr pipes into its log (monitor_main.Log, the one
+    writer of the json-file format, with the container's rotation and extras).
 
-    Each read becomes one line ``{"log": ..., "stream": ..., "time": ...}``, split at
-    newlines as Docker's json-file driver splits them; ``echo`` names the streams whose
-    bytes also go to pydock's own stdout/stderr (an attached ``run``/``start -a``; True:
-    both).
+    ``echo`` names the streams whose bytes also go to pydock's own stdout/stderr (an
+    attached ``run``/``start -a``; True: both).
     """
 
-    def __init__(
-        self, log_path: str, out_r: int, err_r: int, echo, now: Callable[[], str]
-    ) -> None:  # fmt: skip
-        self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in run()
+    def __init__(self, log, out_r: int, err_r: int, echo) -> None:  # noqa: ANN001
+        self.log = log
         self.fds = {out_r: "stdout", err_r: "stderr"}
         self.echo = ("stdout", "stderr") if echo is True else tuple(echo or ())
-        self.now = now
-        self.partial: dict[int, bytes] = {out_r: b"", err_r: b""}
 
     def run(self) -> None:
         import selectors  # only containers with a log; `run --rm` hands over its own fds
@@ -152,40 +146,18 @@ class LogCopier:
                 for key, _ in sel.select():
                     fd = key.fd
                     data = os.read(fd, 65536)
+                    stream = self.fds[fd]
                     if not data:
-                        self._flush(fd, final=True)
+                        self.log.add(stream, b"", final=True)
                         sel.unregister(fd)
                         os.close(fd)
                         del self.fds[fd]
                         continue
-                    if self.fds[fd] in self.echo:
-                        target = (
-                            sys.stdout.buffer if self.fds[fd] == "stdout" else sys.stderr.buffer
-                        )
+                    if stream in self.echo:
+                        target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
                         target.write(data)
                         target.flush()
-                    self.partial[fd] += data
-                    self._flush(fd)
+                    self.log.add(stream, data)
         finally:
             sel.close()
-            self.log.close()
-
-    def _flush(self, fd: int, final: bool = False) -> None:
-        buf = self.partial[fd]
-        lines = buf.split(b"\n")
-        rest = lines.pop()
-        out = []
-        for line in lines:
-            out.append(self._entry(fd, line + b"\n"))
-        if final and rest:
-            out.append(self._entry(fd, rest))
-            rest = b""
-        self.partial[fd] = rest
-        if out:
-            self.log.write(b"".join(out))
-
-    def _entry(self, fd: int, data: bytes) -> bytes:
-        text = data.decode("utf-8", errors="replace")
-        return (
-            json.dumps({"log": text, "stream": self.fds[fd], "time": self.now()}) + "\n"
-        ).encode()
+            os.close(self.log.fd)

@@ -234,26 +234,42 @@ def start(
     st = rec["State"]
     st["OOMKilled"] = False
     st["Restarting"] = False
+    probe_every = 0
+    if cfg.get("Healthcheck"):
+        from . import health
+
+        if health.active(cfg["Healthcheck"]):
+            health.reset(st)  # starting again, as moby's initHealthMonitor
+            probe_every = health.interval(cfg["Healthcheck"])
     rec["MonitorCgroup"] = _own_cgroup()
+    # The attach socket exists before anyone hears the container runs: an `attach` right
+    # after `run -d` must find it (the lean monitor takes it over across the execve).
+    from .monitor_main import listen
+
+    cdir = str(engine.containers.path(rec["Id"]))
+    listener = listen(os.path.join(cdir, ATTACH_SOCK))
     engine.mark_running(rec, running.pid)
     if report is not None:
         os.write(report, b"0")
         os.close(report)
-    cdir = str(engine.containers.path(rec["Id"]))
     args = {
         "root": str(engine.root),
         "cid": rec["Id"],
         "pid": str(running.pid),
         "tty": "1" if tty else "0",
-        "log": rec["LogPath"],
         "sock": os.path.join(cdir, ATTACH_SOCK),
         "clients": ",".join(str(c) for c in clients),
         "backoff": str(backoff),
         "python": sys.executable,
+        "health": str(probe_every),
+        "listen": str(listener.detach()),
     }
+    from .logconfig import monitor_args
+
+    args.update(monitor_args(rec, cdir))
     for k, fd in keep.items():
         args[k] = str(fd)
-    for fd in (*keep.values(), *clients):
+    for fd in (*keep.values(), *clients, int(args["listen"])):
         if fd >= 0:
             os.set_inheritable(fd, True)
     sys.stdout.flush()
@@ -329,7 +345,14 @@ def exited(root: str, cid: str, pid: int, code: int, backoff: int, uptime_ms: in
         restart = request != "cancel" and should_restart(
             policy, code, manual, rec.get("RestartCount", 0)
         )
+        if oom:
+            from . import events
+
+            events.container(engine.root, rec, "oom")
         if restart:
+            from . import events
+
+            events.container(engine.root, rec, "die", exitCode=str(code))
             backoff = next_backoff(backoff, uptime_ms)
             st.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
                       FinishedAt=now(), Owner=me())  # fmt: skip

@@ -288,6 +288,9 @@ class VolumeStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+        from . import events
+
+        events.emit(self.dir.parent, "volume", "create", name, {"driver": "local"})
         return name, True
 
     def remove(self, name: str, users: list[str]) -> None:
@@ -300,6 +303,9 @@ class VolumeStore:
         doomed = self.dir / f".rm-{name}-{os.urandom(4).hex()}"
         os.rename(self.dir / name, doomed)
         shutil.rmtree(doomed)
+        from . import events
+
+        events.emit(self.dir.parent, "volume", "destroy", name, {"driver": "local"})
 
     def size(self, name: str) -> int:
         total = 0

@@ -501,6 +501,9 @@ def create_network(
         from . import pool
 
         pool.refill(root, only=name)
+    from .. import events
+
+    events.emit(root, "network", "create", net["Id"], {"name": name, "type": "bridge"})
     return net
 
 
@@ -524,7 +527,11 @@ def remove_network(root: Path, ref: str) -> str:
             sess.bring_down(net, pending_too=True)
             del st.networks[net["Name"]]
             sess.settle(st)
-            return net["Name"]
+        from .. import events
+
+        events.emit(root, "network", "destroy", net["Id"], {"name": net["Name"],
+                                                            "type": "bridge"})  # fmt: skip
+        return net["Name"]
     finally:
         sess.close()
 

@@ -105,3 +105,15 @@ def test_run_detached_exec_cp_stop_start_restart(trapped: Trapped) -> None:
     assert trapped.marks() == [], "restart"
     trapped("rm", "-f", cid)
     assert trapped.marks() == [], "rm -f"
+
+
+def test_health_probes(trapped: Trapped) -> None:
+    cid = trapped("run", "-d", "--health-cmd", "true", "--health-interval", "100ms",
+                  "busybox", "sleep", "600").stdout.decode().strip()  # fmt: skip
+    deadline = time.monotonic() + 20
+    fmt = "{{.State.Health.Status}}"
+    while trapped("inspect", "-f", fmt, cid).stdout.strip() != b"healthy":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert trapped.marks() == [], "the monitor's health probe"
+    trapped("rm", "-f", cid)

@@ -167,3 +167,12 @@ def test_flag_errors(overlay_pydock):
     res = p("exec", "idle", "true")
     assert res.returncode == 1 and b"is not running" in res.stderr
     assert p("stop", "idle").returncode == 0  # stopping a stopped container succeeds
+
+
+def test_attach_socket_exists_when_run_detached_returns(overlay_pydock):
+    # an `attach` right after `run -d` used to find no socket ("cannot attach to X: No such
+    # file or directory") while the monitor was still exec'ing its lean half
+    p = overlay_pydock
+    for i in range(3):
+        cid = p.out("run", "-dit", "--name", f"sock{i}", "busybox", "sh").strip()
+        assert (p.root / "containers" / cid / "attach.sock").is_socket()
