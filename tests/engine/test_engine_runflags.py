@@ -252,7 +252,7 @@ def test_cidfile(overlay_pydock, scratch: Path):
         f"Container ID file found, make sure the other container isn't running or delete {f}\n"
     )
     f2 = scratch / "cid2"
-    _bad(p, "--cidfile", str(f2), "no-such-image:1", "true")
+    _bad(p, "--cidfile", str(f2), "--pull", "never", "no-such-image:1", "true")
     assert not f2.exists()  # a failed create leaves no id file
 
 
