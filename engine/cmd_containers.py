@@ -58,8 +58,9 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_options(a: argparse.Namespace):
     from . import runflags
-    from .spec import RunOptions
+    from .spec import RunOptions, check_workdir_flag
 
+    check_workdir_flag(a.workdir)
     network = a.network
     if network not in ("none", "host"):  # the network package stays off none/host's path
         from pathlib import Path
