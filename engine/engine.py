@@ -416,7 +416,7 @@ class Engine:
                 rec["Name"] = "/" + new
                 self.containers.save(rec)
             except BaseException:
-                os.unlink(self.containers.names / new)
+                os.unlink(self.containers.names / cstore.link_name(new))
                 raise
             self.containers.unlink_name(old, cid)
         return rec
