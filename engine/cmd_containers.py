@@ -106,11 +106,14 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
         engine.flush_created(rec)  # the monitor reads the bundle from disk
+        if a.detach:
+            # Docker's client prints the id as the start begins, so a start that fails
+            # still names the container it left Created
+            print(rec["Id"], flush=True)
         with engine.containers.lock(rec["Id"]):  # as `start` does (lifecycle.start)
             sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
         _refill_pools(engine, rec)
         if sock is None:
-            print(rec["Id"])
             return 0
         return _attached(engine, rec, sock, a)
     return monitor.run_attached(engine, rec, interactive=a.interactive, mounted=True)
