@@ -94,6 +94,10 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     trace.mark("cmd_run")
     from . import monitor
 
+    if a.detach_keys and not a.detach:  # used (and checked, as the daemon's attach does)
+        from .attach import parse_detach_keys
+
+        parse_detach_keys(a.detach_keys)
     opts = _run_options(a)
     extra = lifecycle_config(a)
     rec = engine.create(
@@ -182,6 +186,9 @@ def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
         try:
             rec = engine.containers.load(engine.containers.resolve(ref))
             if a.attach:
+                from .attach import parse_detach_keys
+
+                parse_detach_keys(a.detach_keys)
                 sock = lifecycle.start(engine, rec, attach=True)
                 a.tty = rec["Config"].get("Tty")
                 return _attached(engine, rec, sock, a)
