@@ -72,8 +72,14 @@ def cmd_attach(engine: Engine, a: argparse.Namespace) -> int:
 
     parse_detach_keys(a.detach_keys)  # a bad spec fails before we attach, as the daemon's
     rec = engine.containers.load(engine.containers.resolve(a.container))
-    if not lifecycle.monitored(rec) or rec["State"]["Status"] != "running":
+    st = rec["State"]
+    # docker/cli's inspectContainerAndCheckState, in its order
+    if not lifecycle.monitored(rec):
         raise Conflict("You cannot attach to a stopped container, start it first")
+    if st.get("Paused"):
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    if st["Status"] != "running":
+        raise Conflict("You cannot attach to a restarting container, wait until it is running")
     path = os.path.join(engine.containers.path(rec["Id"]), shim.ATTACH_SOCK)
     try:
         sock = connect(path)

@@ -182,3 +182,18 @@ def test_detach_key_grammar_is_moby_terms(spec, keys):
             parse_detach_keys(spec)
     else:
         assert parse_detach_keys(spec) == keys
+
+
+def test_attach_refuses_a_paused_container_as_docker(overlay_pydock):
+    p = overlay_pydock
+    p("run", "-dit", "--name", "pz", "busybox", "sh", check=True)
+    p("pause", "pz", check=True)
+    res = p("attach", "pz")
+    assert res.returncode == 1
+    assert res.stderr.decode().strip() == (
+        "pydock: You cannot attach to a paused container, unpause it first"
+    )
+    p("unpause", "pz", check=True)
+    p("rm", "-f", "pz", check=True)
+    res = p("attach", "pz")
+    assert res.returncode == 1 and b"No such container: pz" in res.stderr
