@@ -188,7 +188,7 @@ def test_attach_refuses_a_paused_container_as_docker(overlay_pydock):
     p = overlay_pydock
     p("run", "-dit", "--name", "pz", "busybox", "sh", check=True)
     p("pause", "pz", check=True)
-    res = p("attach", "pz")
+    res = p("attach", "pz", timeout=30)  # (it hung, attached to the frozen shell)
     assert res.returncode == 1
     assert res.stderr.decode().strip() == (
         "pydock: You cannot attach to a paused container, unpause it first"
