@@ -87,6 +87,11 @@ def run_exec(
     if tty and interactive:
         # Detachable: the reaper (exec -d's) is the process's parent from the start and
         # lends us the pty master; we leave with the keys, it stays (docker exec's shim).
+        from ..nsutil.console import window_size
+
+        size = window_size(0)  # ours: the reaper's stdin is /dev/null
+        if size:
+            spec["process"]["consoleSize"] = size
         ctl, master = _exec_detached(spec, cgroup.attach, tty, lend=True)
         try:
             return _relay_pty(master, True, ctl=ctl, keys=keys)

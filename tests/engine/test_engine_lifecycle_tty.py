@@ -101,8 +101,9 @@ def test_exec_flags_and_detached_exec(overlay_pydock):
 def test_exec_it_detaches_and_its_shell_runs_on(overlay_pydock):
     p = overlay_pydock
     p("run", "-d", "--name", "host", "busybox", "sleep", "300", check=True)
-    ex = PtyPydock(p, "exec", "-it", "host", "sh")
+    ex = PtyPydock(p, "exec", "-it", "host", "sh", "-c", "stty size; exec sh", rows=41, cols=97)
     try:
+        ex.expect(b"41 97\r\n")  # the terminal had our size from its start
         ex.expect(b"# ")
         ex.write(b"echo $((6*7)); sleep 1; echo still-here >/tmp/after\r")
         ex.expect(b"42")
