@@ -72,6 +72,8 @@ def _run_options(a: argparse.Namespace):
             raise InvalidInput(
                 "conflicting options: port publishing and the container type network mode", 125
             )
+        if a.hostname and network.startswith("container:"):  # moby validateNetContainerMode
+            raise InvalidInput("conflicting options: hostname and the network mode", 125)
         port_bindings(a.publish)  # a bad -p fails here, before anything is made
     elif a.publish and network == "none":
         raise InvalidInput("published ports need a network: --network none has only lo", 125)

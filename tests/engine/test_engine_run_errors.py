@@ -157,3 +157,14 @@ def test_container_names_follow_dockers_pattern_at_any_length(overlay_pydock):
     assert json.loads(p.out("inspect", long + "x"))[0]["Name"] == "/" + long + "x"
     p("rm", long + "x", check=True)
     assert list((p.root / "names").iterdir()) == []
+
+
+def test_hostname_conflicts_with_another_containers_network(overlay_pydock):
+    p = overlay_pydock
+    p("run", "-d", "--name", "netowner", "busybox", "sleep", "60", check=True)
+    for cmd in ("run", "create"):
+        res = p(cmd, "--network", "container:netowner", "-h", "mine", "busybox", "hostname")
+        assert res.returncode == 125
+        assert _err(res) == "pydock: conflicting options: hostname and the network mode"
+    assert p.out("ps", "-aq").split() == [inspect(p, "netowner")["Id"][:12]]
+    p("rm", "-f", "netowner", check=True)
