@@ -198,6 +198,8 @@ def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
             print(ref)
         except EngineError as e:
             eprint(f"Error response from daemon: {e}")
+            if a.attach:  # docker start -a returns the start's error alone
+                return 1
             failed = True
     if failed:
         eprint("Error: failed to start containers: " + " ".join(a.containers))

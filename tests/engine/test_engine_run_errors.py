@@ -82,6 +82,10 @@ def test_failed_start_is_left_created_and_starts_once_fixed(overlay_pydock, scra
     assert (st["Status"], st["ExitCode"]) == ("created", 127)
     assert "/fixed" in st["Error"]
     assert p.out("wait", "fix") == "127\n"  # not running: answered at once, as Docker's
+    res = p("start", "-a", "fix")
+    assert res.returncode == 1  # start -a: the start's error alone, as docker/cli's
+    assert _err(res).startswith("Error response from daemon: ") and "/fixed" in _err(res)
+    assert len(_err(res).splitlines()) == 1
     # -d: the id first (Docker's client prints it as the start begins), then the error
     res = p("run", "-d", "--name", "fixd", "busybox", "/fixed")
     assert res.returncode == 127
