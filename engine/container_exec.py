@@ -68,7 +68,6 @@ def run_exec(
 ) -> int:
     """Run ``args`` in the container; its exit code (0 at once with ``detach``), or
     attach.DETACHED when the user typed the detach keys (``-it`` only, as Docker's)."""
-    from ..nsutil.spawn import SpawnError
     from .attach import parse_detach_keys
     from .errors import EngineError
 
@@ -79,6 +78,23 @@ def run_exec(
         raise Conflict(f"Container {rec['Id']} is not running")
     if st.get("Paused"):
         raise Conflict(f"Container {rec['Id']} is paused, unpause the container before exec")
+    try:
+        return _start(engine, rec, args, interactive=interactive, tty=tty, detach=detach,
+                      env=env, user=user, workdir=workdir, keys=keys)  # fmt: skip
+    except EngineError as e:
+        # What fails after exec create (no such user, cwd or command) is moby's
+        # ContainerExecStart failing: it records exit code 126 for all of them (its
+        # deferred 126 overrides translateContainerdStartErr's 127), which docker exec
+        # returns; with -d the client gets the daemon's error and exits 1.
+        raise EngineError(str(e), 1 if detach else 126) from None
+
+
+def _start(engine: Engine, rec: dict, args: list[str], *, interactive: bool, tty: bool,
+           detach: bool, env: list[str], user: str | None, workdir: str | None,
+           keys: bytes) -> int:  # fmt: skip
+    from ..nsutil.spawn import SpawnError
+    from .errors import EngineError
+
     spec = exec_spec(engine, rec, args, env=env, user=user, workdir=workdir, tty=tty)
     cgroup = engine.container_cgroup(rec)
     if detach:

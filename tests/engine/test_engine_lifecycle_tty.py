@@ -90,7 +90,14 @@ def test_exec_flags_and_detached_exec(overlay_pydock):
     assert re.match(r"\d+:.*:/$", cgroup_line)  # in the container's cgroup (namespace root)
     assert hostname == inspect(p, "ex")["Id"][:12]
     assert p("exec", "ex", "sh", "-c", "exit 9").returncode == 9
-    assert p("exec", "ex", "no-such-cmd").returncode == 127
+    # Docker's exec start failures are all 126 (moby's ContainerExecStart records 126 for
+    # any; not found too), and exec -d's are the daemon's error, exit 1
+    for flags in ([], ["-w", "/nonexistent"], ["-w", "/etc/passwd"], ["-u", "nosuchuser"]):
+        res = p("exec", *flags, "ex", "no-such-cmd" if not flags else "true")
+        assert res.returncode == 126, (flags, res.stderr)
+        assert len(res.stderr.decode().strip().splitlines()) == 1
+    assert b"unable to find user nosuchuser" in res.stderr
+    assert p("exec", "-d", "ex", "no-such-cmd").returncode == 1
     res = p("exec", "-i", "ex", "cat", input=b"through stdin\n")
     assert res.stdout == b"through stdin\n"
     p("exec", "-d", "ex", "sh", "-c", "echo detached > /tmp/d; sleep 30", check=True)
