@@ -23,24 +23,25 @@ DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 DETACHED = -1  # relay()'s result when the user detached
 
 
-def parse_detach_keys(spec: str | None) -> bytes:
-    """Docker's ``--detach-keys``: comma-separated ``a``..``z``-like characters or
-    ``ctrl-<c>`` with c in a-z, @, [, \\, ], ^, _ (moby pkg/term's grammar)."""
+#: moby/term's ASCII table: ``ctrl-@`` is NUL, ``ctrl-a``..``ctrl-z`` 1..26, then 27..31
+_CTRL = "@abcdefghijklmnopqrstuvwxyz[\\]^_"
+
+
+def parse_detach_keys(spec: str | None, what: str = "detach") -> bytes:
+    """Docker's ``--detach-keys`` (moby/term ToBytes): comma-separated keys, each a single
+    character, ``ctrl-`` and one of ``@ a..z [ \\ ] ^ _`` (lower case, exactly), or ``DEL``;
+    empty or unset is Ctrl-P Ctrl-Q. Anything else is the daemon's "Invalid detach keys
+    (SPEC) provided" (``what="escape"``: exec's wording, "Invalid escape keys")."""
     out = bytearray()
     for key in (spec or DEFAULT_DETACH_KEYS).split(","):
-        k = key.strip().lower() if key.strip().lower().startswith("ctrl-") else key.strip()
-        if k.startswith("ctrl-") and len(k) == 6:
-            c = k[5]
-            if "a" <= c <= "z":
-                out.append(ord(c) - ord("a") + 1)
-                continue
-            if c in "@[\\]^_":
-                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[c])
-                continue
-        elif len(k) == 1:
-            out.append(ord(k))
-            continue
-        raise InvalidInput(f"Invalid detach keys ({spec}) provided")
+        if len(key) == 1 and key.isascii():  # Go counts bytes: "é" is two, and unknown
+            out += key.encode()
+        elif len(key) == 6 and key.startswith("ctrl-") and key[5] in _CTRL:
+            out.append(_CTRL.index(key[5]))
+        elif key == "DEL":
+            out.append(127)
+        else:
+            raise InvalidInput(f"Invalid {what} keys ({spec}) provided")
     return bytes(out)
 
 

@@ -194,8 +194,9 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_options(a: argparse.Namespace):
     from . import runflags
-    from .spec import RunOptions
+    from .spec import RunOptions, check_workdir_flag
 
+    check_workdir_flag(a.workdir)
     network = a.network
     if network not in ("none", "host"):  # the network package stays off none/host's path
         from pathlib import Path
@@ -207,6 +208,8 @@ def _run_options(a: argparse.Namespace):
             raise InvalidInput(
                 "conflicting options: port publishing and the container type network mode", 125
             )
+        if a.hostname and network.startswith("container:"):  # moby validateNetContainerMode
+            raise InvalidInput("conflicting options: hostname and the network mode", 125)
         port_bindings(a.publish)  # a bad -p fails here, before anything is made
     elif a.publish and network == "none":
         raise InvalidInput("published ports need a network: --network none has only lo", 125)
@@ -235,6 +238,10 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
     from . import monitor, runpull
 
     runpull.check_policy(a.pull)
+    if a.detach_keys and not a.detach:  # used (and checked, as the daemon's attach does)
+        from .attach import parse_detach_keys
+
+        parse_detach_keys(a.detach_keys)
     opts = _run_options(a)
     extra = lifecycle_config(a)
     rec = _create(engine, a, opts, extra, keep_mounted=True)
@@ -249,11 +256,14 @@ def cmd_run(engine: Engine, a: argparse.Namespace) -> int:
 
         prestart.drop()  # a start worker's cgroup: the monitor makes the container's own
         engine.flush_created(rec)  # the monitor reads the bundle from disk
+        if a.detach:
+            # Docker's client prints the id as the start begins, so a start that fails
+            # still names the container it left Created
+            print(rec["Id"], flush=True)
         with engine.containers.lock(rec["Id"]):  # as `start` does (lifecycle.start)
             sock = shim.launch(engine, rec, mounted=True, attach=not a.detach)
         _refill_pools(engine, rec)
         if sock is None:
-            print(rec["Id"])
             return 0
         return _attached(engine, rec, sock, a)
     cfg = rec["Config"]
@@ -425,6 +435,9 @@ def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
         try:
             rec = engine.containers.load(engine.containers.resolve(ref))
             if a.attach:
+                from .attach import parse_detach_keys
+
+                parse_detach_keys(a.detach_keys)
                 sock = lifecycle.start(engine, rec, attach=True)
                 a.tty = rec["Config"].get("Tty")
                 return _attached(engine, rec, sock, a)
@@ -432,6 +445,8 @@ def cmd_start(engine: Engine, a: argparse.Namespace) -> int:
             print(ref)
         except EngineError as e:
             eprint(f"Error response from daemon: {e}")
+            if a.attach:  # docker start -a returns the start's error alone
+                return 1
             failed = True
     if failed:
         eprint("Error: failed to start containers: " + " ".join(a.containers))

@@ -9,6 +9,9 @@ from .cliutil import add_command, each_container, eprint, outcomes
 from .engine import Engine
 from .errors import EngineError
 
+#: moby/term's EscapeError text, which docker attach and docker exec print on a detach
+DETACH_MESSAGE = "read escape sequence"
+
 
 def cmd_stop(engine: Engine, a: argparse.Namespace) -> int:
     from . import lifecycle
@@ -70,12 +73,19 @@ def cmd_attach(engine: Engine, a: argparse.Namespace) -> int:
     import os
 
     from . import lifecycle, shim
-    from .attach import DETACHED, connect, relay
+    from .attach import DETACHED, connect, parse_detach_keys, relay
     from .errors import Conflict
 
+    parse_detach_keys(a.detach_keys)  # a bad spec fails before we attach, as the daemon's
     rec = engine.containers.load(engine.containers.resolve(a.container))
-    if not lifecycle.monitored(rec) or rec["State"]["Status"] != "running":
+    st = rec["State"]
+    # docker/cli's inspectContainerAndCheckState, in its order
+    if not lifecycle.monitored(rec):
         raise Conflict("You cannot attach to a stopped container, start it first")
+    if st.get("Paused"):
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    if st["Status"] != "running":
+        raise Conflict("You cannot attach to a restarting container, wait until it is running")
     path = os.path.join(engine.containers.path(rec["Id"]), shim.ATTACH_SOCK)
     try:
         sock = connect(path)
@@ -85,21 +95,28 @@ def cmd_attach(engine: Engine, a: argparse.Namespace) -> int:
     stdin = not a.no_stdin and bool(rec["Config"].get("OpenStdin"))
     code = relay(sock, stdin=stdin, tty=tty, detach_keys=a.detach_keys)
     if code == DETACHED:
-        return 0
+        # Docker's attach returns the escape as its error (run -it and start -ai do not)
+        eprint(DETACH_MESSAGE)
+        return 1
     lifecycle.wait_recorded(engine, rec)
     return code
 
 
 def cmd_exec(engine: Engine, a: argparse.Namespace) -> int:
+    from .attach import DETACHED
     from .container_exec import run_exec
     from .errors import InvalidInput
 
     if not a.command:
         raise InvalidInput("exec requires at least 2 arguments")
-    return run_exec(
+    code = run_exec(
         engine, a.container, a.command, interactive=a.interactive, tty=a.tty, detach=a.detach,
-        env=a.env, user=a.user, workdir=a.workdir,
+        env=a.env, user=a.user, workdir=a.workdir, detach_keys=a.detach_keys,
     )  # fmt: skip
+    if code == DETACHED:
+        eprint(DETACH_MESSAGE)  # docker exec, like attach, ends with the escape as its error
+        return 1
+    return code
 
 
 def cmd_system(engine: Engine, a: argparse.Namespace) -> int:

@@ -64,22 +64,56 @@ def run_exec(
     env: list[str],
     user: str | None,
     workdir: str | None,
+    detach_keys: str | None = None,
 ) -> int:
-    """Run ``args`` in the container; its exit code (0 at once with ``detach``)."""
-    from ..nsutil.spawn import SpawnError
+    """Run ``args`` in the container; its exit code (0 at once with ``detach``), or
+    attach.DETACHED when the user typed the detach keys (``-it`` only, as Docker's)."""
+    from .attach import parse_detach_keys
     from .errors import EngineError
 
+    keys = parse_detach_keys(detach_keys, "escape")  # the daemon checks them at exec create
     rec = engine.containers.load(engine.containers.resolve(ref))
     st = rec["State"]
     if st["Status"] != "running" or st["Pid"] <= 0 or not alive(st.get("Owner")):
         raise Conflict(f"Container {rec['Id']} is not running")
     if st.get("Paused"):
         raise Conflict(f"Container {rec['Id']} is paused, unpause the container before exec")
+    try:
+        return _start(engine, rec, args, interactive=interactive, tty=tty, detach=detach,
+                      env=env, user=user, workdir=workdir, keys=keys)  # fmt: skip
+    except EngineError as e:
+        # What fails after exec create (no such user, cwd or command) is moby's
+        # ContainerExecStart failing: it records exit code 126 for all of them (its
+        # deferred 126 overrides translateContainerdStartErr's 127), which docker exec
+        # returns; with -d the client gets the daemon's error and exits 1.
+        raise EngineError(str(e), 1 if detach else 126) from None
+
+
+def _start(engine: Engine, rec: dict, args: list[str], *, interactive: bool, tty: bool,
+           detach: bool, env: list[str], user: str | None, workdir: str | None,
+           keys: bytes) -> int:  # fmt: skip
+    from ..nsutil.spawn import SpawnError
+    from .errors import EngineError
+
     spec = exec_spec(engine, rec, args, env=env, user=user, workdir=workdir, tty=tty)
     cgroup = engine.container_cgroup(rec)
     if detach:
         _exec_detached(spec, cgroup.attach, tty)
         return 0
+    if tty and interactive:
+        # Detachable: the reaper (exec -d's) is the process's parent from the start and
+        # lends us the pty master; we leave with the keys, it stays (docker exec's shim).
+        from ..nsutil.console import window_size
+
+        size = window_size(0)  # ours: the reaper's stdin is /dev/null
+        if size:
+            spec["process"]["consoleSize"] = size
+        ctl, master = _exec_detached(spec, cgroup.attach, tty, lend=True)
+        try:
+            return _relay_pty(master, True, ctl=ctl, keys=keys)
+        finally:
+            os.close(master)
+            os.close(ctl)
     master = -1
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -89,7 +123,7 @@ def run_exec(
         except SpawnError as e:
             raise EngineError(str(e), e.exit_code) from None
         if master >= 0:
-            return _relay_pty(pid, master, interactive)
+            return _relay_pty(master, interactive, pid=pid)
         return _wait(pid)
     finally:
         os.close(null)
@@ -126,19 +160,30 @@ def _spawn(spec: dict, on_forked, stdio: tuple[int, int, int], tty: bool) -> tup
         os.close(mine)
 
 
-def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
+def _exec_detached(spec: dict, on_forked, tty: bool, *, lend: bool = False):
     """``exec -d``: a detached reaper spawns the process and stays its parent (see
-    exec_reaper.py); returns once the process runs, or raises why it could not."""
+    exec_reaper.py); returns once the process runs, or raises why it could not.
+
+    ``lend`` (``exec -it``): the reaper also sends us the pty master and keeps a control
+    socket to us, on which it reports the exit code; returns (control socket, master)."""
     from .. import ownpython
     from ..nsutil.spawn import SpawnError
     from .errors import EngineError
 
+    mine = theirs = -1
+    if lend:
+        import _socket
+
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        mine, theirs = a.detach(), b.detach()
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         code = 125
         try:
             os.close(status_r)
+            if mine >= 0:
+                os.close(mine)
             os.setsid()  # not in the caller's session: its terminal's signals are not ours
             if os.fork():  # the reaper is a grandchild: its parent is gone at once
                 os._exit(0)
@@ -147,11 +192,18 @@ def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
                 os.dup2(null, fd)
             os.close(null)
             child, master = _spawn(spec, on_forked, (0, 0, 0), tty)
+            if theirs >= 0:
+                from ..nsutil.console import send_fd
+
+                send_fd(theirs, master)  # before "0": the caller reads it next
             os.write(status_w, b"0")
             argv = [str(child)]
             if master >= 0:
                 os.set_inheritable(master, True)
                 argv.append(str(master))
+            if theirs >= 0:
+                os.set_inheritable(theirs, True)
+                argv.append(str(theirs))
             script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_reaper.py")
             cmd = ownpython.script(script, *argv)
             os.execv(cmd[0], cmd)
@@ -164,13 +216,26 @@ def _exec_detached(spec: dict, on_forked, tty: bool) -> None:
         finally:
             os._exit(code)
     os.close(status_w)
+    if theirs >= 0:
+        os.close(theirs)
     os.waitpid(pid, 0)
     with os.fdopen(status_r, "rb") as f:
         msg = f.read().decode(errors="replace")
     if msg != "0":
+        if mine >= 0:
+            os.close(mine)
         code, _, text = msg.partition(" ")
         raise EngineError(text or "exec: the reaper died before the process ran",
                           int(code) if code.isdigit() else 125)  # fmt: skip
+    if not lend:
+        return None
+    from ..nsutil.console import receive_master
+
+    try:
+        return mine, receive_master(mine)
+    except BaseException:
+        os.close(mine)  # the reaper sees us gone and keeps the process, as after a detach
+        raise
 
 
 def _wait(pid: int) -> int:
@@ -179,13 +244,19 @@ def _wait(pid: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _relay_pty(pid: int, master: int, interactive: bool) -> int:
-    """Our terminal <-> the process's pty until it exits (raw mode, window size passed on)."""
+def _relay_pty(master: int, interactive: bool, *, pid: int = -1, ctl: int = -1,
+               keys: bytes = b"") -> int:  # fmt: skip
+    """Our terminal <-> the process's pty until it exits (raw mode, window size passed on):
+    its exit code, from waiting on ``pid`` (our child) or from the reaper on ``ctl``; with
+    ``keys``, attach.DETACHED as soon as the user types them."""
     import fcntl
     import select
     import signal
     import termios
 
+    from .attach import _DetachScanner
+
+    scanner = _DetachScanner(keys) if keys else None
     restore = None
     if interactive and os.isatty(0):
         import tty as ttymod
@@ -202,11 +273,12 @@ def _relay_pty(pid: int, master: int, interactive: bool) -> int:
     old = signal.signal(signal.SIGWINCH, winch) if os.isatty(0) else None
     if old is not None:
         winch()
-    pidfd = os.pidfd_open(pid)
+    done_fd = os.pidfd_open(pid) if pid > 0 else ctl
+    report = b""
     try:
         poller = select.poll()
         poller.register(master, select.POLLIN)
-        poller.register(pidfd, select.POLLIN)
+        poller.register(done_fd, select.POLLIN)
         if interactive:
             poller.register(0, select.POLLIN)
         exited = master_done = False
@@ -216,7 +288,12 @@ def _relay_pty(pid: int, master: int, interactive: bool) -> int:
             except InterruptedError:
                 continue
             for fd, _ in events:
-                if fd == pidfd:
+                if fd == done_fd:
+                    if pid <= 0:  # the reaper's "CODE\n" (nothing: it died)
+                        chunk = os.read(ctl, 64)
+                        report += chunk
+                        if chunk and not report.endswith(b"\n"):
+                            continue
                     exited = True
                 elif fd == master:
                     try:
@@ -234,7 +311,15 @@ def _relay_pty(pid: int, master: int, interactive: bool) -> int:
                         poller.unregister(0)
                         os.write(master, b"\x04")  # EOF on a terminal is ^D
                         continue
-                    os.write(master, data)
+                    detach = False
+                    if scanner is not None:
+                        data, detach = scanner.feed(data)
+                    if data:
+                        os.write(master, data)
+                    if detach:
+                        from .attach import DETACHED
+
+                        return DETACHED
         # the process is gone; what it wrote may still sit in the pty
         while not master_done and select.select([master], [], [], 0.1)[0]:
             try:
@@ -244,9 +329,13 @@ def _relay_pty(pid: int, master: int, interactive: bool) -> int:
             if not data:
                 break
             os.write(1, data)
-        return _wait(pid)
+        if pid > 0:
+            return _wait(pid)
+        text = report.strip()
+        return int(text) if text.isdigit() else 255  # the reaper went away without a word
     finally:
-        os.close(pidfd)
+        if pid > 0:
+            os.close(done_fd)
         if old is not None:
             signal.signal(signal.SIGWINCH, old)
         if restore is not None:

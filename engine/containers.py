@@ -123,8 +123,29 @@ def _choice(items: tuple[str, ...]) -> str:
     return items[int.from_bytes(os.urandom(4), "little") % len(items)]
 
 
-def valid_name(name: str) -> bool:
-    return bool(name) and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.-")
+
+
+def valid_name(name: str, shortest: int = 2) -> bool:
+    """Docker's ``^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` for containers (moby daemon/names.go):
+    ASCII only, at least two characters (``shortest``: 1 for network names)."""
+    return (
+        len(name) >= max(shortest, 1)
+        and name[0] in _NAME_FIRST
+        and all(c in _NAME_REST for c in name)
+    )
+
+
+def link_name(name: str) -> str:
+    """The entry of names/ that claims ``name``: the name itself, or, for a name longer
+    than a file name may be (Docker sets no limit), ``~`` and its sha256 (``~`` is in no
+    valid name, and a ``~`` entry maps to itself)."""
+    if len(name) <= 255:
+        return name
+    import hashlib
+
+    return "~" + hashlib.sha256(name.encode()).hexdigest()
 
 
 def proc_start_time(pid: int) -> str | None:
@@ -236,7 +257,7 @@ class ContainerStore:
         """Full id for a name, a full id or an unambiguous id prefix."""
         name = ref.lstrip("/")
         try:
-            return os.readlink(self.names / name)
+            return os.readlink(self.names / link_name(name))
         except OSError:
             pass
         hits = [c for c in self.ids() if c.startswith(ref)] if ref else []
@@ -256,9 +277,9 @@ class ContainerStore:
                     125,
                 )
             try:
-                os.symlink(cid, self.names / name)
+                os.symlink(cid, self.names / link_name(name))
             except FileExistsError:
-                other = os.readlink(self.names / name)
+                other = os.readlink(self.names / link_name(name))
                 raise Conflict(
                     f'Conflict. The container name "/{name}" is already in use by container '
                     f'"{other}". You have to remove (or rename) that container to be able to '
@@ -271,7 +292,7 @@ class ContainerStore:
             if attempt > 10:
                 name += str(int.from_bytes(os.urandom(1), "little") % 100)
             try:
-                os.symlink(cid, self.names / name)
+                os.symlink(cid, self.names / link_name(name))
                 return name
             except FileExistsError:
                 continue
@@ -308,8 +329,8 @@ class ContainerStore:
     def unlink_name(self, name: str, cid: str) -> None:
         """Drop ``names/<name>`` if it still points at ``cid`` (not a successor's)."""
         try:
-            if os.readlink(self.names / name) == cid:
-                os.unlink(self.names / name)
+            if os.readlink(self.names / link_name(name)) == cid:
+                os.unlink(self.names / link_name(name))
         except OSError:
             pass
 

@@ -465,7 +465,7 @@ class Engine:
                 rec["Name"] = "/" + new
                 self.containers.save(rec)
             except BaseException:
-                os.unlink(self.containers.names / new)
+                os.unlink(self.containers.names / cstore.link_name(new))
                 raise
             self.containers.unlink_name(old, cid)
         events.container(self.root, rec, "rename", oldName="/" + old)
@@ -491,6 +491,38 @@ class Engine:
             self._discard(rec, cgroup=False)  # every caller has removed it already
         else:
             self.mark_exited(rec, code, error)
+
+    def start_failed(self, rec: dict, code: int, error: str, before: dict | None = None) -> None:
+        """After a start that never ran the container's command (finish's counterpart).
+
+        Docker's containerStart keeps the state the container had, adding the error and an
+        exit code: a never-started container stays Created (its StartedAt is zero, which
+        is what makes it "created"), so a later ``start`` may succeed once the cause is
+        gone. The code is 126/127 when the command cannot be run or found, else the last
+        run's, else 128 (moby daemon/start.go, translateContainerdStartErr). ``before``:
+        the State as it was before this start began (it may have been marked running)."""
+        before = dict(before or rec["State"])
+        self.flush_created(rec)
+        self.release(rec)
+        self.release_network(rec)
+        if rec["HostConfig"].get("AutoRemove"):
+            self._discard(rec, cgroup=False)
+            return
+        never = before.get("StartedAt", "0001-").startswith("0001-")
+        last = int(before.get("ExitCode") or 0)
+        rec["State"].update(
+            Status="created" if never else "exited",
+            Running=False,
+            Restarting=False,
+            Paused=False,
+            Pid=0,
+            ExitCode=code if code in (126, 127) else (last or 128),
+            Error=error,
+            StartedAt=before.get("StartedAt", "0001-01-01T00:00:00Z"),
+            FinishedAt=before.get("FinishedAt", "0001-01-01T00:00:00Z"),
+            Owner=None,
+        )
+        self.save_state(rec)
 
     def release_network(self, rec: dict) -> None:
         """Give back what the container's network holds (address and port leases, veth,

@@ -13,7 +13,13 @@ With ``-t`` the reaper also holds the pty master and drains it, as the shim does
 detached ``docker exec -dt``: nobody reads that output, but the process must not block on
 a full terminal.
 
-Usage: ``python -I -S exec_reaper.py PID [MASTER_FD]``.
+``exec -it`` starts the same reaper with a control socket to the command (CTL_FD), which
+has a copy of the master and relays it to the user's terminal: while that socket is open
+the reaper leaves the master alone, and sends the exit code (``CODE\n``) on it when the
+process ends. When the command goes (the user typed the detach keys, or it was killed) the
+reaper drains the master as for ``exec -dt``: the process runs on, as Docker's does.
+
+Usage: ``python -I -S exec_reaper.py PID [MASTER_FD [CTL_FD]]``.
 """
 
 import os
@@ -21,17 +27,37 @@ import select
 import sys
 
 
-def reap(pid: int, master: int) -> None:
+def reap(pid: int, master: int = -1, ctl: int = -1) -> None:
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    if master >= 0:
+    if ctl >= 0:
+        poller.register(ctl, select.POLLIN)
+    elif master >= 0:
         poller.register(master, select.POLLIN)
     while True:
         for fd, _ in poller.poll():
             if fd == pidfd:
-                os.waitpid(pid, 0)
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                if ctl >= 0:
+                    try:  # Docker's code for a signal's death is 128+N
+                        os.write(ctl, b"%d\n" % (code if code >= 0 else 128 - code))
+                    except OSError:
+                        pass  # the command went just now
                 return
+            if fd == ctl:
+                try:
+                    gone = not os.read(ctl, 512)
+                except OSError:
+                    gone = True
+                if gone:  # detached: the output is ours to drain from now on
+                    poller.unregister(ctl)
+                    os.close(ctl)
+                    ctl = -1
+                    if master >= 0:
+                        poller.register(master, select.POLLIN)
+                continue
             try:
                 data = os.read(master, 65536)
             except OSError:  # EIO: every slave fd is closed
@@ -41,4 +67,4 @@ def reap(pid: int, master: int) -> None:
 
 
 if __name__ == "__main__":
-    reap(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else -1)
+    reap(*(int(a) for a in sys.argv[1:4]))

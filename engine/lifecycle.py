@@ -182,7 +182,9 @@ def wait(engine: Engine, ref: str) -> int:
     while True:
         rec = engine.containers.load(cid)
         st = rec["State"]
-        if st["Status"] in ("exited", "dead"):
+        # Docker's default condition is "not-running": a created container (one whose
+        # start failed, too) answers at once with the code it has
+        if st["Status"] in ("exited", "dead", "created"):
             return int(st["ExitCode"])
         if st["Status"] == "restarting":
             return int(st["ExitCode"])

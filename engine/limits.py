@@ -15,25 +15,57 @@ from .errors import InvalidInput
 CPU_PERIOD = 100_000  # µs; Docker's --cpus is a CFS quota over this period
 MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
-def parse_bytes(value: str, flag: str) -> int:
-    """Docker's RAMInBytes: a number with an optional binary unit, ``b k m g t p``, each
-    optionally followed by ``b`` ("32m", "32mb", "1.5g", "512"); ``-1`` is unlimited."""
-    text = value.strip().lower()
-    if text == "-1":
+def _size_parts(text: str) -> tuple[str, str] | None:
+    """(number, unit letter) of go-units' ``^(\\d+(\\.\\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$``,
+    or None when ``text`` does not match (matched by hand: ``re`` is not loaded on the
+    start path)."""
+    i, n = 0, len(text)
+    while True:  # digits, then any number of .digits groups
+        j = i
+        while j < n and text[j].isascii() and text[j].isdigit():
+            j += 1
+        if j == i:
+            return None
+        i = j
+        after = text[i + 1 : i + 2]
+        if text[i : i + 1] == "." and after.isascii() and after.isdigit():
+            i += 1
+            continue
+        break
+    number, rest = text[:i], text[i:]
+    rest = rest.removeprefix(" ")
+    unit = ""
+    if rest[:1].lower() in ("k", "m", "g", "t", "p"):
+        unit, rest = rest[0].lower(), rest[1:]
+    rest = rest[1:] if rest[:1] in ("i", "I") else rest
+    rest = rest[1:] if rest[:1] in ("b", "B") else rest
+    return None if rest else (number, unit)
+
+
+def parse_bytes(value: str, flag: str, *, unlimited: bool = False) -> int:
+    """Docker's opts.MemBytes (go-units RAMInBytes): a number with an optional binary unit
+    ``k m g t p``, then optional ``i`` and ``b`` ("32m", "32MiB", "1.5g", "512"), with
+    Docker's message for anything else. ``unlimited``: opts.MemSwapBytes, where ``-1``
+    means no limit; for every other size flag ``-1`` is an invalid size."""
+    if unlimited and value == "-1":
         return -1
-    num = text.rstrip("bkmgtp")
-    unit = text[len(num) :]
-    if len(unit) == 2 and unit.endswith("b"):
-        unit = unit[0]
+    matched = _size_parts(value)
+    if matched is None:
+        raise InvalidInput(
+            f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'', 125
+        )
+    number, unit = matched
     try:
-        amount = float(num)
-    except ValueError:
-        amount = -1.0
-    if unit not in _UNITS or amount < 0 or not num:
-        raise InvalidInput(f'invalid argument "{value}" for "{flag}" flag: invalid size', 125)
+        amount = float(number)
+    except ValueError:  # "1.2.3" matches the pattern; Go's ParseFloat refuses it
+        raise InvalidInput(
+            f'invalid argument "{value}" for "{flag}" flag: strconv.ParseFloat: parsing '
+            f'"{number}": invalid syntax',
+            125,
+        ) from None
     return int(amount * _UNITS[unit])
 
 

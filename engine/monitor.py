@@ -65,6 +65,7 @@ def _run(
     if not mounted:
         engine.mount(rec)
     bundle = engine.bundle(rec)
+    before = dict(rec["State"])  # _starting marks it running before the exec is known
     try:
         mode = rec["HostConfig"].get("NetworkMode")
         if mode and mode not in ("none", "host"):  # none/host never load the network code
@@ -82,11 +83,11 @@ def _run(
         running = runtime.start(bundle, stdio, during=lambda pid: _starting(engine, rec, pid))
     except SpawnError as e:
         _close(pipes, stdio)
-        engine.finish(rec, e.exit_code, str(e))
+        engine.start_failed(rec, e.exit_code, str(e), before)
         raise EngineError(str(e), e.exit_code) from None
-    except BaseException:
+    except BaseException as e:
         _close(pipes, stdio)
-        engine.finish(rec, 125)
+        engine.start_failed(rec, 125, str(e) or type(e).__name__, before)
         raise
     if pipes:  # the container holds the write ends now
         os.close(stdio[1])

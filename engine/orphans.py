@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .containers import REMOVED_PREFIX, STAGE_PREFIX, alive, delete_tree
+from .containers import REMOVED_PREFIX, STAGE_PREFIX, alive, delete_tree, link_name
 from .fsutil import read_json
 
 TYPE_CHECKING = False
@@ -121,7 +121,7 @@ def sweep_names(engine: Engine) -> None:
             continue
         try:
             rec = store.load(cid)
-            if rec.get("Name", "").lstrip("/") != n:
+            if link_name(rec.get("Name", "").lstrip("/")) != n:
                 store.unlink_name(n, cid)
         except (OSError, ValueError, LookupError):
             pass  # no record: sweep_containers' case

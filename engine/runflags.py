@@ -27,8 +27,8 @@ def _limits(a: argparse.Namespace) -> dict:
     from . import limits as lim
 
     out: dict = {}
-    memory = lim.parse_bytes(a.memory, "--memory") if a.memory else 0
-    swap = lim.parse_bytes(a.memory_swap, "--memory-swap") if a.memory_swap else 0
+    memory = lim.parse_bytes(a.memory, "-m, --memory") if a.memory else 0
+    swap = lim.parse_bytes(a.memory_swap, "--memory-swap", unlimited=True) if a.memory_swap else 0
     memory, swap = lim.check_memory(memory, swap)
     if memory:
         out.update(Memory=memory, MemorySwap=swap)

@@ -223,11 +223,11 @@ def start(
             os.close(console)
     except SpawnError as e:
         _close_all(stdio, keep, theirs if tty else -1)
-        engine.finish(rec, e.exit_code, str(e))
+        engine.start_failed(rec, e.exit_code, str(e))
         raise EngineError(str(e), e.exit_code) from None
     except BaseException as e:
         _close_all(stdio, keep, theirs if tty else -1)
-        engine.finish(rec, 125, str(e) or type(e).__name__)
+        engine.start_failed(rec, 125, str(e) or type(e).__name__)
         raise
     for fd in set(stdio):
         os.close(fd)

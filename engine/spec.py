@@ -9,6 +9,7 @@ and the masked and read-only paths (moby's oci/defaults.go lists the same values
 from __future__ import annotations
 
 import os
+import stat
 
 from .errors import EngineError, InvalidInput
 
@@ -326,6 +327,36 @@ def resolve_user(rootfs: str, spec_user: str | None) -> dict:
     return out
 
 
+def check_workdir_flag(workdir: str | None) -> None:
+    """``-w`` must be absolute; checked before anything is made (moby's
+    translateWorkingDir, at create)."""
+    if workdir and not workdir.startswith("/"):
+        raise InvalidInput(
+            f"the working directory '{workdir}' is invalid, it needs to be an absolute path", 125
+        )
+
+
+def check_workdir(rootfs: str, cwd: str) -> None:
+    """The working directory must be one the runtime can make: Docker's create makes it
+    in the container's root (container.SetupWorkingDirectory) and refuses, with its own
+    sentence, a path that names a file. Symlinks are followed inside ``rootfs`` only."""
+    if not cwd or cwd == "/":
+        return
+    from ..nsutil.rootfs import secure_join
+
+    try:
+        path = secure_join(rootfs, cwd)
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return  # made at start
+    except NotADirectoryError:  # a file on the way: mkdir -p cannot pass it
+        raise InvalidInput(f"mkdir {cwd}: not a directory", 125) from None
+    except OSError as e:
+        raise InvalidInput(f"mkdir {cwd}: {e.strerror or e}", 125) from None
+    if not stat.S_ISDIR(mode):
+        raise InvalidInput(f"Cannot mkdir: {cwd} is not a directory", 125)
+
+
 def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) -> dict:
     """The runtime spec for one container whose merged root is mounted at ``rootfs``."""
     cfg = image_config.get("config") or {}
@@ -346,6 +377,8 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
     from .security import capabilities
 
     caps = capabilities(DEFAULT_CAPS, opts.cap_add, opts.cap_drop, opts.privileged)
+    cwd = opts.workdir or cfg.get("WorkingDir") or "/"
+    check_workdir(rootfs, cwd)
     doc = {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -353,7 +386,7 @@ def build(image_config: dict, opts: RunOptions, rootfs: str, container_id: str) 
             "user": resolve_user(rootfs, opts.user if opts.user is not None else cfg.get("User")),
             "args": process_args(image_config, opts),
             "env": merge_env(list(cfg.get("Env") or []), opts.env, hostname),
-            "cwd": opts.workdir or cfg.get("WorkingDir") or "/",
+            "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": False,
         },

@@ -551,7 +551,11 @@ def setup(spec: dict, placed: Callable[[], None] | None = None) -> bool:
 
     write_sysctls(linux.get("sysctl"))
     cwd = (spec.get("process") or {}).get("cwd") or "/"
-    os.makedirs(cwd, mode=0o755, exist_ok=True)
+    try:
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where the directory goes
+        # Docker's sentence (moby container.SetupWorkingDirectory), not "File exists"
+        raise OSError(errno.ENOTDIR, f"Cannot mkdir: {cwd} is not a directory") from None
     mask_paths(linux.get("maskedPaths"))
     readonly_paths(linux.get("readonlyPaths"))
     if root_cfg.get("readonly"):

@@ -284,18 +284,29 @@ def spawn(
             during(pid)
         report = _read_all(err_r)
     except BaseException:
+        # The child may have failed first (a sethostname or a cwd of its own, before it
+        # waits for "go"): our write then gets EPIPE, on_forked an ESRCH. Its report is
+        # the cause the user must see, not our Broken pipe; a killed child reports nothing.
         _kill_and_reap(pid)
+        report = _read_all(err_r)
+        if report:
+            raise _reported(report) from None
         raise
     finally:
         os.close(err_r)
     if not report:
         return pid
     os.waitpid(pid, 0)
+    raise _reported(report)
+
+
+def _reported(report: bytes) -> SpawnError:
+    """The SpawnError for the child's JSON error report."""
     try:
         info = json.loads(report)
-        raise SpawnError(int(info["errno"]), str(info["stage"]), str(info["message"]))
+        return SpawnError(int(info["errno"]), str(info["stage"]), str(info["message"]))
     except (ValueError, KeyError, TypeError):
-        raise SpawnError(0, "init", report.decode(errors="replace")) from None
+        return SpawnError(0, "init", report.decode(errors="replace"))
 
 
 def _release(

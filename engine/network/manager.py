@@ -467,7 +467,8 @@ def create_network(
 ) -> dict:
     from ..containers import valid_name
 
-    if not valid_name(name) or name in (*config.SPECIAL_MODES, config.DEFAULT_NETWORK, "default"):
+    reserved = (*config.SPECIAL_MODES, config.DEFAULT_NETWORK, "default")
+    if not valid_name(name, 1) or name in reserved:
         raise InvalidInput(f"invalid or reserved network name: {name}")
     cfg, store = _store(root)
     sess = _Session(cfg)

@@ -99,6 +99,22 @@ class PtyPydock:
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.proc.send_signal(signal.SIGWINCH)
 
+    def wait_output(self, timeout: float = 20.0) -> tuple[int, bytes]:
+        """Wait for the exit; the exit code and everything written after what was seen."""
+        code = self.proc.wait(timeout=timeout)
+        rest = b""
+        try:
+            while select.select([self.master], [], [], 0.5)[0]:
+                data = os.read(self.master, 4096)  # EIO once the last slave fd is closed
+                if not data:
+                    break
+                rest += data
+        except OSError:
+            pass
+        finally:
+            self.close()
+        return code, rest
+
     def wait(self, timeout: float = 20.0) -> int:
         try:
             return self.proc.wait(timeout=timeout)

@@ -110,10 +110,10 @@ def test_stop_signal_and_kill_signal(overlay_pydock):
 @pytest.mark.parametrize(("script", "code"), [("exit 0", 0), ("exit 3", 3), ("exit 255", 255)])
 def test_wait_prints_exit_code(overlay_pydock, script, code):
     p = overlay_pydock
-    p("run", "-d", "--name", "w", "busybox", "sh", "-c", f"sleep 0.3; {script}", check=True)
-    res = p("wait", "w")
+    p("run", "-d", "--name", "ww", "busybox", "sh", "-c", f"sleep 0.3; {script}", check=True)
+    res = p("wait", "ww")
     assert res.returncode == 0 and res.stdout.decode() == f"{code}\n"
-    assert inspect(p, "w")["State"]["ExitCode"] == code
+    assert inspect(p, "ww")["State"]["ExitCode"] == code
 
 
 def test_logs_follow_ends_when_container_exits_and_filters(overlay_pydock):

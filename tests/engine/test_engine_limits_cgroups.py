@@ -116,7 +116,7 @@ def test_pids_limit_stops_a_fork_bomb(overlay_pydock):
     ("flags", "message"),
     [
         (["--memory", "4m"], "Minimum memory limit allowed is 6MB"),
-        (["--memory", "12q"], 'invalid argument "12q" for "--memory" flag'),
+        (["--memory", "12q"], 'invalid argument "12q" for "-m, --memory" flag'),
         (["--memory-swap", "64m"], "You should always set the Memory limit when using Memoryswap"),
         (["--memory", "64m", "--memory-swap", "32m"], "Minimum memoryswap limit should be larger"),
         (["--cpus", str((os.cpu_count() or 1) + 1)], "Range of CPUs is from 0.01 to"),
@@ -149,10 +149,17 @@ def test_blkio_weight_applied_or_discarded_like_docker(overlay_pydock):
 @pytest.mark.parametrize(
     ("text", "value"),
     [("512", 512), ("1b", 1), ("6m", 6 << 20), ("6mb", 6 << 20), ("1.5g", 3 << 29),
-     ("2K", 2048), ("1t", 1 << 40), ("-1", -1)],
+     ("2K", 2048), ("1t", 1 << 40), ("1MiB", 1 << 20), ("2 g", 2 << 30)],
 )  # fmt: skip
 def test_parse_bytes_like_docker(text, value):
     assert limits.parse_bytes(text, "--memory") == value
+
+
+def test_minus_one_is_unlimited_for_memory_swap_only():
+    """opts.MemSwapBytes takes -1 (no limit); opts.MemBytes (--memory) refuses it."""
+    assert limits.parse_bytes("-1", "--memory-swap", unlimited=True) == -1
+    with pytest.raises(limits.InvalidInput, match="invalid size: '-1'"):
+        limits.parse_bytes("-1", "-m, --memory")
 
 
 def test_resources_for_hostconfig():

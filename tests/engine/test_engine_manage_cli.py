@@ -213,11 +213,11 @@ def test_container_prune_removes_only_stopped(overlay_pydock, scratch) -> None:
 
 def test_container_subcommands_dispatch(overlay_pydock) -> None:
     p = overlay_pydock
-    p("container", "create", "--network", "none", "--name", "c", "busybox", "true", check=True)
-    assert p.out("container", "ls", "-a", "--format", "{{.Names}}").split() == ["c"]
-    assert p.out("container", "inspect", "-f", "{{.State.Status}}", "c").strip() == "created"
-    p("container", "rename", "c", "d", check=True)
-    p("container", "rm", "d", check=True)
+    p("container", "create", "--network", "none", "--name", "c1", "busybox", "true", check=True)
+    assert p.out("container", "ls", "-a", "--format", "{{.Names}}").split() == ["c1"]
+    assert p.out("container", "inspect", "-f", "{{.State.Status}}", "c1").strip() == "created"
+    p("container", "rename", "c1", "d1", check=True)
+    p("container", "rm", "d1", check=True)
     res = p("container", "frobnicate")
     assert res.returncode == 1 and b"unknown container command" in res.stderr
 

@@ -53,10 +53,10 @@ def test_none_has_only_loopback(net):
 
 def test_default_bridge_ping_and_etc_files(net):
     p, cfg, _ = net
-    p.out("run", "-d", "--name", "a", "busybox", "sleep", "60")
-    a_ip = ip_of(p, "bridge", "a")
+    p.out("run", "-d", "--name", "aa", "busybox", "sleep", "60")
+    a_ip = ip_of(p, "bridge", "aa")
     out = p.out(
-        "run", "--rm", "--name", "b", "-h", "bee", "busybox", "sh", "-c",
+        "run", "--rm", "--name", "bb", "-h", "bee", "busybox", "sh", "-c",
         f"ping -c1 -W2 {a_ip} && ls /sys/class/net && cat /etc/hostname /etc/hosts "
         "&& ip route && cat /sys/class/net/eth0/mtu",
     )  # fmt: skip
@@ -66,9 +66,9 @@ def test_default_bridge_ping_and_etc_files(net):
     assert f"default via {cfg['gateway']} dev eth0" in out
     assert "\n1500\n" in out
     # rm'd b gave its address back: the next container gets it again
-    p.out("run", "--rm", "--name", "c", "busybox", "true")
+    p.out("run", "--rm", "--name", "cc", "busybox", "true")
     assert len(state(p.root)["containers"]) == 1
-    p.out("rm", "-f", "a")
+    p.out("rm", "-f", "aa")
     assert not table_exists(p.root)  # the default bridge went down with its last container
 
 
@@ -92,25 +92,25 @@ def test_user_network_names_connect_and_removal(net):
     res = p("network", "rm", "app")
     assert res.returncode == 1 and b"active endpoints" in res.stderr
     # connect a default-bridge container to app: it gets eth1 and can reach db by name
-    p.out("run", "-d", "--name", "x", "busybox", "sleep", "60")
-    p.out("network", "connect", "app", "x")
+    p.out("run", "-d", "--name", "xx", "busybox", "sleep", "60")
+    p.out("network", "connect", "app", "xx")
     out = p.out(
         "run",
         "--rm",
         "--network",
-        "container:x",
+        "container:xx",
         "busybox",
         "sh",
         "-c",
         "ls /sys/class/net; ping -c1 -W2 db",
     )
     assert "eth1" in out.split() and "1 packets received" in out
-    p.out("network", "disconnect", "app", "x")
+    p.out("network", "disconnect", "app", "xx")
     assert not any(
-        c["Name"] == "x"
+        c["Name"] == "xx"
         for c in json.loads(p.out("network", "inspect", nid[:12]))[0]["Containers"].values()
     )
-    p.out("rm", "-f", "db", "cache", "x")
+    p.out("rm", "-f", "db", "cache", "xx")
     assert table_exists(p.root)  # app still exists
     p.out("network", "rm", "app")
     assert not table_exists(p.root)

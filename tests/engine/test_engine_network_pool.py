@@ -182,7 +182,7 @@ def test_pool_refills_survives_last_container_and_prune_drains(pooled):
     p, cfg, bridges, seen = pooled
     p.out("run", "--rm", "busybox", "true")
     before = wait_pool(p.root, seen)
-    cid = p.out("run", "-d", "--name", "a", "busybox", "sleep", "60").strip()
+    cid = p.out("run", "-d", "--name", "aa", "busybox", "sleep", "60").strip()
     ep = endpoint(p.root, cid)
     assert ep["IPAddress"] in {e["IPAddress"] for e in before}
     assert ep["HostVeth"].startswith("vp")
@@ -193,7 +193,7 @@ def test_pool_refills_survives_last_container_and_prune_drains(pooled):
     out = p.out("run", "--rm", "busybox", "ping", "-c1", "-W2", ep["IPAddress"])
     assert "1 packets received" in out
     wait_pool(p.root, seen)
-    p.out("rm", "-f", "a")
+    p.out("rm", "-f", "aa")
     assert state(p.root)["containers"] == {}
     # a's veth, namespace and lease are gone; what is left is the pool's
     assert leftovers(p.root, [], [cid], {ep["HostVeth"]}) == [

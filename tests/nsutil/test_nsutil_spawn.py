@@ -286,3 +286,42 @@ def test_spawn_error_report_is_json_safe() -> None:
     assert str(e) == "container exec failed: exec /x: Permission denied"
     assert e.exit_code == 126
     assert json.dumps({"m": str(e)})
+
+
+def _until_dead(pid: int) -> None:
+    """on_forked that returns only once the child has exited (a zombie, not yet reaped):
+    the release that follows then finds the sync pipe's reader gone."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        if stat[stat.rindex(b")") + 2 :][:1] == b"Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError("the child never failed")
+
+
+def test_child_failing_before_release_reports_its_error_not_broken_pipe(
+    rootfs: Path, scratch: Path
+) -> None:
+    """A child that fails before it waits for the release (sethostname of a name over
+    HOST_NAME_MAX, a cwd that is a file) must be reported as itself: the parent's write
+    of "go" to a pipe nobody reads raised BrokenPipeError instead, at random."""
+    spec = docker_like_spec(rootfs, ["true"])
+    spec["hostname"] = "h" * 65  # HOST_NAME_MAX is 64: sethostname(2) says EINVAL
+    with pytest.raises(SpawnError) as info:
+        spawn(spec, on_forked=_until_dead)
+    e = info.value
+    assert (e.stage, e.errno, e.exit_code) == ("hostname", 22, 125)
+    assert "Invalid argument" in str(e)
+    assert _mounts_under(scratch) == []
+
+
+def test_cwd_that_is_a_file_gets_dockers_sentence(rootfs: Path, scratch: Path) -> None:
+    spec = docker_like_spec(rootfs, ["true"], cwd="/bin/busybox")
+    with pytest.raises(SpawnError) as info:
+        run(spec, scratch)
+    assert str(info.value).endswith("Cannot mkdir: /bin/busybox is not a directory")
+    assert info.value.exit_code == 125
