@@ -66,8 +66,8 @@ def inspect(p, name: str, *flags: str) -> dict:
 
 def test_inspect_has_docker_20_10_keys_in_order(pd) -> None:
     p = pd
-    p("create", "--name", "c", "busybox", check=True)
-    obj = inspect(p, "c")
+    p("create", "--name", "cv", "busybox", check=True)
+    obj = inspect(p, "cv")
     assert list(obj) == TOP
     assert list(obj["State"]) == STATE
     assert list(obj["HostConfig"]) == HOSTCONFIG and len(HOSTCONFIG) == 65
@@ -76,15 +76,15 @@ def test_inspect_has_docker_20_10_keys_in_order(pd) -> None:
     assert list(obj["NetworkSettings"]["Networks"]) == ["none"]
     assert list(obj["NetworkSettings"]["Networks"]["none"]) == ENDPOINT
     assert list(obj["GraphDriver"]) == ["Data", "Name"]
-    sized = inspect(p, "c", "-s")
+    sized = inspect(p, "cv", "-s")
     assert list(sized) == [*TOP[:20], "SizeRw", "SizeRootFs", *TOP[20:]]
     assert sized["SizeRw"] == 0  # a pointer to 0 is written (omitempty leaves out nil only)
 
 
 def test_inspect_values_come_from_what_pydock_runs(pd) -> None:
     p = pd
-    p("run", "--name", "r", "-v", "/data", "busybox", "true", check=True)
-    obj = inspect(p, "r")
+    p("run", "--name", "rv", "-v", "/data", "busybox", "true", check=True)
+    obj = inspect(p, "rv")
     hc = obj["HostConfig"]
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {}}
     assert hc["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
@@ -106,14 +106,14 @@ def test_inspect_values_come_from_what_pydock_runs(pd) -> None:
     assert [m["Destination"] for m in obj["Mounts"]] == ["/data"]
     assert "MonitorCgroup" not in obj and "Parent" not in obj
     # the image's Cmd when the run names none, as Docker's create merges it
-    p("create", "--name", "d", "busybox", check=True)
-    assert inspect(p, "d")["Config"]["Cmd"] == ["sh"]
+    p("create", "--name", "dv", "busybox", check=True)
+    assert inspect(p, "dv")["Config"]["Cmd"] == ["sh"]
     # --privileged: Docker writes no masked or read-only paths (nil)
     p("create", "--name", "priv", "--privileged", "busybox", check=True)
     hc = inspect(p, "priv")["HostConfig"]
     assert hc["MaskedPaths"] is None and hc["ReadonlyPaths"] is None and hc["Privileged"]
     fmt = "{{.HostConfig.KernelMemory}} {{.HostConfig.LogConfig.Type}} {{.NetworkSettings.Ports}}"
-    assert p.out("inspect", "-f", fmt, "r") == "0 json-file map[]\n"
+    assert p.out("inspect", "-f", fmt, "rv") == "0 json-file map[]\n"
 
 
 @pytest.fixture
@@ -192,8 +192,8 @@ def test_network_settings_on_user_and_host_networks(net) -> None:
     assert ns["IPAddress"] == "" and ns["Gateway"] == ""  # only "bridge" fills the old fields
     fmt = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}}{{end}}"
     assert p.out("inspect", "-f", fmt, "db").strip() == f"app {addr.split('/')[0]}"
-    p("run", "-d", "--name", "h", "--network", "host", "busybox", "sleep", "60", check=True)
-    ns = inspect(p, "h")["NetworkSettings"]
+    p("run", "-d", "--name", "hv", "--network", "host", "busybox", "sleep", "60", check=True)
+    ns = inspect(p, "hv")["NetworkSettings"]
     ids = dict(
         line.split()
         for line in p.out(
@@ -202,7 +202,7 @@ def test_network_settings_on_user_and_host_networks(net) -> None:
     )
     assert list(ns["Networks"]) == ["host"] and ns["Networks"]["host"]["NetworkID"] == ids["host"]
     assert ns["IPAddress"] == "" and ns["Ports"] == {}
-    pid = inspect(p, "h")["State"]["Pid"]
+    pid = inspect(p, "hv")["State"]["Pid"]
     assert os.stat(ns["SandboxKey"]).st_ino == os.stat("/proc/self/ns/net").st_ino
     assert ns["SandboxKey"] == f"/proc/{pid}/ns/net"
-    p("rm", "-f", "db", "h", check=True)
+    p("rm", "-f", "db", "hv", check=True)

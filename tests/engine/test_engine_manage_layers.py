@@ -26,7 +26,7 @@ def test_ps_size_matches_what_the_container_wrote(pydock) -> None:
     p(
         "run",
         "--name",
-        "w",
+        "ws",
         "busybox",
         "sh",
         "-c",
@@ -40,12 +40,12 @@ def test_ps_size_matches_what_the_container_wrote(pydock) -> None:
     for line in p.out("ps", "-a", "--format", "{{.Names}}\t{{.Size}}").splitlines():
         name, size = line.split("\t")
         sizes[name] = size
-    rw, _, virtual = sizes["w"].partition(" (virtual ")
-    assert rw.endswith("MB") and 1.04 <= float(rw[:-2]) <= 1.1, sizes["w"]
+    rw, _, virtual = sizes["ws"].partition(" (virtual ")
+    assert rw.endswith("MB") and 1.04 <= float(rw[:-2]) <= 1.1, sizes["ws"]
     image = float(sizes["idle"].partition(" (virtual ")[2].rstrip("MB)"))
     assert abs(float(virtual.rstrip("MB)")) - (image + float(rw[:-2]))) < 0.02
     assert sizes["idle"].partition(" ")[0] == "0B"  # nothing written: Docker's 0B
-    obj = p.out("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "w").split()
+    obj = p.out("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "ws").split()
     assert 1048576 <= int(obj[0]) < 1100000 and int(obj[1]) > int(obj[0])
 
 
@@ -55,19 +55,19 @@ def test_ps_size_of_a_running_container_is_measured_now(pydock) -> None:
     point stubs hold no bytes), not the figure of the layer's last unmount."""
     p = pydock
     script = "head -c 2097152 /dev/urandom > /blob && touch /done; exec sleep 60"
-    p("run", "-d", "--name", "w", "busybox", "sh", "-c", script, check=True)
+    p("run", "-d", "--name", "ws", "busybox", "sh", "-c", script, check=True)
     p("run", "-d", "--name", "idle", "busybox", "sleep", "60", check=True)
-    wait_for(lambda: p("exec", "w", "test", "-f", "/done").returncode == 0)
+    wait_for(lambda: p("exec", "ws", "test", "-f", "/done").returncode == 0)
     sizes = dict(
         line.split("\t")
         for line in p.out("ps", "-s", "--format", "{{.Names}}\t{{.Size}}").splitlines()
     )
     image = sizes["idle"].partition(" (virtual ")[2].rstrip(")")
     assert sizes["idle"] == f"0B (virtual {image})"
-    assert sizes["w"].startswith("2.1MB (virtual "), sizes
-    rw = int(p.out("inspect", "-s", "-f", "{{.SizeRw}}", "w"))
+    assert sizes["ws"].startswith("2.1MB (virtual "), sizes
+    rw = int(p.out("inspect", "-s", "-f", "{{.SizeRw}}", "ws"))
     assert rw == 2097152  # the blob; /done and the stubs are empty
-    p("rm", "-f", "w", "idle", check=True)
+    p("rm", "-f", "ws", "idle", check=True)
 
 
 def test_diff_lists_added_changed_deleted(pydock) -> None:
@@ -122,11 +122,11 @@ def test_diff_and_commit_leave_out_the_runtime_stubs(pydock, scratch: Path) -> N
     assert p.out("diff", "up") == ""  # busybox has /etc, without the three files
     p("rm", "-f", "up", check=True)
     script = "echo hi > /etc/hosts; mkdir /etc/app; echo x > /etc/app/conf; mkdir /w"
-    p("run", "--name", "w", "bare:1", "sh", "-c", script, check=True)
-    assert p.out("diff", "w").splitlines() == ["C /etc", "A /etc/app", "A /etc/app/conf", "A /w"]
-    cid = p.out("inspect", "-f", "{{.Id}}", "w").strip()
+    p("run", "--name", "ws", "bare:1", "sh", "-c", script, check=True)
+    assert p.out("diff", "ws").splitlines() == ["C /etc", "A /etc/app", "A /etc/app/conf", "A /w"]
+    cid = p.out("inspect", "-f", "{{.Id}}", "ws").strip()
     assert (p.root / "containers" / cid / "hosts").read_text() == "hi\n"
-    p("commit", "w", "bare:w", check=True)
+    p("commit", "ws", "bare:w", check=True)
     assert _last_layer_names(p, "bare:w", scratch) == {"etc", "etc/app", "etc/app/conf", "w"}
     p("commit", "fresh", "bare:fresh", check=True)
     assert _last_layer_names(p, "bare:fresh", scratch) == set()

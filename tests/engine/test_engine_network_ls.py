@@ -46,16 +46,16 @@ NETWORK_KEYS = [
 
 def test_host_network_inspect_lists_its_running_containers(pd) -> None:
     p = pd
-    p("run", "-d", "--network", "host", "--name", "h", "busybox", "sleep", "60", check=True)
+    p("run", "-d", "--network", "host", "--name", "hn", "busybox", "sleep", "60", check=True)
     p("create", "--network", "host", "--name", "idle", "busybox", check=True)
     info = json.loads(p.out("network", "inspect", "host"))[0]
     assert list(info) == NETWORK_KEYS
     assert info["IPAM"] == {"Driver": "default", "Options": None, "Config": []}
-    cid = p.out("inspect", "-f", "{{.Id}}", "h").strip()
+    cid = p.out("inspect", "-f", "{{.Id}}", "hn").strip()
     assert list(info["Containers"]) == [cid]  # running ones only, as Docker's endpoints
     ep = info["Containers"][cid]
     assert list(ep) == ["Name", "EndpointID", "MacAddress", "IPv4Address", "IPv6Address"]
-    assert ep["Name"] == "h" and ep["IPv4Address"] == ""
+    assert ep["Name"] == "hn" and ep["IPv4Address"] == ""
     fmt = "{{.NetworkSettings.Networks.host.EndpointID}}"
-    assert ep["EndpointID"] == p.out("inspect", "-f", fmt, "h").strip()
-    p("rm", "-f", "h", "idle", check=True)
+    assert ep["EndpointID"] == p.out("inspect", "-f", fmt, "hn").strip()
+    p("rm", "-f", "hn", "idle", check=True)
