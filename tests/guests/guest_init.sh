@@ -1,0 +1,54 @@
+#!/bin/sh
+# Second stage of a guest boot (tests/guests/boot.py), PID 1 on the host's root seen
+# read-only through 9p under a tmpfs overlay: the system a pure cgroup v2 host offers, then
+# the guest test subset with the worktree's installed pydock, results on the "results" 9p
+# share, power off. Every exit path powers off, so a failure never hangs the host's run.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+. /pydock-guest.env
+echo "pydock-guest: stage 2 started ($(uname -r))"
+
+off() {
+    sync
+    umount /results 2>/dev/null
+    # sysrq o: power off (ACPI), whatever kernel.sysrq allows the keyboard (sysrq.rst)
+    echo o >/proc/sysrq-trigger
+    sleep 30
+    exit 1 # panic=-1 with QEMU's -no-reboot ends the guest if the power-off did not
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+# /run, /tmp and /var/tmp come from the host through 9p: each guest gets its own, and
+# pydock's root and the tests' scratch live on tmpfs, where overlay upper dirs can.
+for d in /run /tmp /var/tmp /var/lib/pydock; do
+    mkdir -p $d && mount -t tmpfs -o mode=1777 tmpfs $d
+done
+mkdir -p /results && mount -t 9p -o trans=virtio,version=9p2000.L results /results || off
+
+# Pure cgroup v2 as systemd distributions set it up: the unified hierarchy on
+# /sys/fs/cgroup, every controller pydock uses enabled for the root's children.
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+echo "+cpu +cpuset +io +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
+# The guest kernel's modules by name (modprobe and the kernel's request_module): fuse,
+# bridge, veth, nf_tables... come from the unpacked package in the host's cache.
+mkdir -p /lib/modules/$RELEASE && mount --bind "$MODULES" /lib/modules/$RELEASE
+modprobe -q fuse
+ip link set lo up
+hostname "guest-$RELEASE"
+
+{
+    echo "release=$(uname -r)"
+    echo "cgroup=$(stat -f -c %T /sys/fs/cgroup)"
+    echo "controllers=$(cat /sys/fs/cgroup/cgroup.subtree_control)"
+} >/results/host.txt
+
+cd "$WORKTREE" || off
+eval "set -- $PYTEST_ARGS"
+PYDOCK_TEST_SCRATCH=/var/tmp/pdt-guest .venv/bin/pytest -p no:cacheprovider \
+    --junitxml=/results/junit.xml "$@" >/results/pytest.log 2>&1
+echo $? >/results/rc
+dmesg >/results/dmesg.txt 2>/dev/null
+off
