@@ -46,7 +46,7 @@ class Kernel:
 
     @property
     def line(self) -> str:
-        """"6.1" or "6.12": the kernel line, for test ids and the README table."""
+        """ "6.1" or "6.12": the kernel line, for test ids and the README table."""
         return ".".join(self.release.split(".")[:2]).split("-")[0]
 
 

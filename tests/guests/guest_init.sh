@@ -21,11 +21,17 @@ mount -t sysfs sysfs /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-# /run, /tmp and /var/tmp come from the host through 9p: each guest gets its own, and
-# pydock's root and the tests' scratch live on tmpfs, where overlay upper dirs can.
-for d in /run /tmp /var/tmp /var/lib/pydock; do
+# /run, /tmp and /var/tmp come from the host through 9p: each guest gets its own (overlay
+# upper dirs cannot live on 9p). The tests' scratch (/var/tmp) is ext4 on a loop device
+# whose image lives in the guest's memory, as a real host's disk: tmpfs before 6.6 has no
+# user.* xattrs, which layers carry (tests on tmpfs itself make their own mounts).
+for d in /run /tmp /var/lib/pydock; do
     mkdir -p $d && mount -t tmpfs -o mode=1777 tmpfs $d
 done
+modprobe -q loop
+truncate -s 1536M /run/scratch.img
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 /run/scratch.img
+mount -o loop /run/scratch.img /var/tmp && chmod 1777 /var/tmp
 mkdir -p /results && mount -t 9p -o trans=virtio,version=9p2000.L results /results || off
 
 # Pure cgroup v2 as systemd distributions set it up: the unified hierarchy on
@@ -47,8 +53,9 @@ hostname "guest-$RELEASE"
 
 cd "$WORKTREE" || off
 eval "set -- $PYTEST_ARGS"
-PYDOCK_TEST_SCRATCH=/var/tmp/pdt-guest .venv/bin/pytest -p no:cacheprovider \
-    --junitxml=/results/junit.xml "$@" >/results/pytest.log 2>&1
+PYDOCK_TEST_SCRATCH=/var/tmp/pdt-guest PYTHONPATH="$WORKTREE/tests/guests" \
+    PYDOCK_GUEST_REPORT=/results/report.jsonl \
+    .venv/bin/pytest -p no:cacheprovider -p guestreport "$@" >/results/pytest.log 2>&1
 echo $? >/results/rc
 dmesg >/results/dmesg.txt 2>/dev/null
 off
