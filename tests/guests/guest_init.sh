@@ -21,6 +21,11 @@ mount -t sysfs sysfs /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The guest kernel's modules by name (modprobe and the kernel's request_module): fuse,
+# bridge, veth, nf_tables... come from the unpacked package in the host's cache.
+mkdir -p /lib/modules/$RELEASE && mount --bind "$MODULES" /lib/modules/$RELEASE
+modprobe -q fuse
+modprobe -q loop
 # /run, /tmp and /var/tmp come from the host through 9p: each guest gets its own (overlay
 # upper dirs cannot live on 9p). The tests' scratch (/var/tmp) is ext4 on a loop device
 # whose image lives in the guest's memory, as a real host's disk: tmpfs before 6.6 has no
@@ -28,7 +33,6 @@ mount -t tmpfs tmpfs /dev/shm
 for d in /run /tmp /var/lib/pydock; do
     mkdir -p $d && mount -t tmpfs -o mode=1777 tmpfs $d
 done
-modprobe -q loop
 truncate -s 1536M /run/scratch.img
 mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 /run/scratch.img
 mount -o loop /run/scratch.img /var/tmp && chmod 1777 /var/tmp
@@ -38,12 +42,8 @@ mkdir -p /results && mount -t 9p -o trans=virtio,version=9p2000.L results /resul
 # /sys/fs/cgroup, every controller pydock uses enabled for the root's children.
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 echo "+cpu +cpuset +io +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
-# The guest kernel's modules by name (modprobe and the kernel's request_module): fuse,
-# bridge, veth, nf_tables... come from the unpacked package in the host's cache.
-mkdir -p /lib/modules/$RELEASE && mount --bind "$MODULES" /lib/modules/$RELEASE
-modprobe -q fuse
 ip link set lo up
-hostname "guest-$RELEASE"
+hostname pydock-guest
 
 {
     echo "release=$(uname -r)"

@@ -3,10 +3,10 @@ booted with pure cgroup v2 in QEMU guests, each running the guest subset once.
 
 The subset is every test marked ``guest`` in SUBSET's files: the cgroupfs real-kernel tests
 in v2 form, the driver conformance suite (each driver the guest kernel serves), fuse-union on
-a tmpfs store, and the end to end runs of test_engine_hosts_v2. The host collects the same selection, so each test the
-guest ran is one test here, passing, failing (with the guest's report) or skipping as it
-did there. One boot per kernel (a module-scoped fixture); a guest that does not boot or
-finish in time fails its kernel's tests with the console's tail.
+a tmpfs store, and the end to end runs of test_engine_hosts_v2. The host collects the same
+selection, so each test the guest ran is one test here, passing, failing (with the guest's
+report) or skipping as it did there. One boot per kernel (a module-scoped fixture); a guest
+that does not boot or finish in time fails its kernel's tests with the console's tail.
 """
 
 from __future__ import annotations
