@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -114,8 +115,15 @@ def test_default_run(pd):
 def test_info_reports_v2_and_the_chosen_driver(pd):
     info = pd.out("info")
     assert "Cgroup Version: 2" in info
-    # overlay2 is the first choice and serves on every kernel the guests boot
+    # overlay2 is the first choice and serves on every kernel the guests boot, by the
+    # mount method its probe proved; where that is mount(2), info says why (6.1: the kernel
+    # refused a test mount by fsconfig lowerdir+)
     assert "Storage Driver: overlay2" in info, info
+    method = re.search(r"Mount method: (.*)", info)
+    assert method, info
+    assert method[1] == "fsconfig lowerdir+ (new mount API)" or re.fullmatch(
+        r"mount\(2\) with short l/ links \(.*lowerdir\+.*\)", method[1]
+    ), method[1]
 
 
 def _limit_flags() -> list[str]:

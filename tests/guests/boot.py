@@ -187,8 +187,20 @@ def tail(path: Path, lines: int = 40) -> str:
 class Guest:
     """One boot of ``kernel`` running ``pytest_args`` in the guest; results in ``workdir``."""
 
-    def __init__(self, kernel: Kernel, workdir: Path, pytest_args: list[str]) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        workdir: Path,
+        pytest_args: list[str],
+        *,
+        worktree: Path = WORKTREE,
+        boot_timeout: float = BOOT_TIMEOUT,
+        run_timeout: float = RUN_TIMEOUT,
+    ) -> None:
         self.kernel = kernel
+        self.worktree = worktree
+        self.boot_timeout = boot_timeout
+        self.run_timeout = run_timeout
         self.workdir = workdir
         self.results = workdir / "results"
         self.console = workdir / "console.log"
@@ -199,7 +211,7 @@ class Guest:
     def start(self) -> None:
         self.results.mkdir(parents=True, exist_ok=True)
         env = {
-            "WORKTREE": str(WORKTREE),
+            "WORKTREE": str(self.worktree),
             "RELEASE": self.kernel.release,
             "MODULES": str(self.kernel.modules),
             "PYTEST_ARGS": shlex.join(self.pytest_args),
@@ -213,19 +225,19 @@ class Guest:
 
     def wait(self) -> None:
         """Until the guest powers off; GuestError (with the console's tail) if it does not
-        reach its second stage within BOOT_TIMEOUT, or finish within RUN_TIMEOUT."""
+        reach its second stage within boot_timeout, or finish within run_timeout."""
         assert self.proc is not None
         booted = False
         while self.proc.poll() is None:
             elapsed = time.monotonic() - self.started
             if not booted:
                 booted = STARTED in tail(self.console, 400)
-            if not booted and elapsed > BOOT_TIMEOUT:
+            if not booted and elapsed > self.boot_timeout:
                 self._kill()
-                raise self._error(f"did not boot within {BOOT_TIMEOUT:g}s")
-            if elapsed > RUN_TIMEOUT:
+                raise self._error(f"did not boot within {self.boot_timeout:g}s")
+            if elapsed > self.run_timeout:
                 self._kill()
-                raise self._error(f"did not finish within {RUN_TIMEOUT:g}s")
+                raise self._error(f"did not finish within {self.run_timeout:g}s")
             time.sleep(0.5)
         qemu_out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
         self.proc.stdout and self.proc.stdout.close()

@@ -51,7 +51,7 @@ hostname pydock-guest
     echo "controllers=$(cat /sys/fs/cgroup/cgroup.subtree_control)"
 } >/results/host.txt
 
-cd "$WORKTREE" || off
+cd "$WORKTREE" || { echo "pydock-guest: no worktree at $WORKTREE"; off; }
 eval "set -- $PYTEST_ARGS"
 PYDOCK_TEST_SCRATCH=/var/tmp/pdt-guest PYTHONPATH="$WORKTREE/tests/guests" \
     PYDOCK_GUEST_REPORT=/results/report.jsonl \
