@@ -173,6 +173,8 @@ class UnionFS(pyfuse3.Operations):
         self.lock = trio.Lock()
         self._rbuf = bytearray(1 << 20)  # see read()
         self._rview = memoryview(self._rbuf)
+        # False once a layer's filesystem refused RWF_NOWAIT reads (see read())
+        self._nowait = True
         rst = os.lstat(self.roots[0])
         root = Node(
             pyfuse3.ROOT_INODE, {""}, 0, True, (rst.st_dev, rst.st_ino),
@@ -797,16 +799,25 @@ class UnionFS(pyfuse3.Operations):
         # can see another's bytes. That saves a copy and the page faults of a fresh
         # buffer per request -- most of the cost of a read besides the two copies in and out
         # of the kernel, which only FUSE passthrough (libfuse >= 3.16) would remove.
-        if size > len(self._rbuf):
-            self._rbuf = bytearray(size)
-            self._rview = memoryview(self._rbuf)
-        view = self._rview[:size]
-        try:
-            n = os.preadv(h.fd, [view], off, os.RWF_NOWAIT)
-            if n == size:
-                return view
-        except BlockingIOError:
-            pass
+        #
+        # A filesystem without FMODE_NOWAIT refuses RWF_NOWAIT with EOPNOTSUPP
+        # (preadv2(2)): tmpfs before Linux 6.6, as on Debian 12's 6.1, where every exec
+        # failed "Operation not supported". Found by trying, then the thread path serves.
+        if self._nowait:
+            if size > len(self._rbuf):
+                self._rbuf = bytearray(size)
+                self._rview = memoryview(self._rbuf)
+            view = self._rview[:size]
+            try:
+                n = os.preadv(h.fd, [view], off, os.RWF_NOWAIT)
+                if n == size:
+                    return view
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                self._nowait = False
         return await trio.to_thread.run_sync(os.pread, h.fd, size, off)
 
     @_errors

@@ -414,8 +414,14 @@ class Overlay2Driver(Driver):
             ("Supports d_type", str(self.probed.d_type).lower()),
             ("Native Overlay Diff", str(self.native_diff).lower()),
             ("Using metacopy", str(self.metacopy).lower()),
-            ("Mount method", _METHOD_NAMES.get(self.method, self.method)),
+            ("Mount method", self._method_text()),
         ]
+
+    def _method_text(self) -> str:
+        """The mount method, and why the new mount API's was not taken where it was not."""
+        text = _METHOD_NAMES.get(self.method, self.method)
+        note = self.probed.method_note
+        return f"{text} ({note})" if note else text
 
     def capabilities(self) -> dict[str, bool]:
         # diff_exact reproduces applied layers from their tar-split whatever the diff mode

@@ -31,24 +31,27 @@ from pydock.drivers.base import NotSupported
 from pydock.overlay import mount as mnt
 
 CACHE_NAME = ".probe-overlay2.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: method_note
 OPAQUE_XATTR = "trusted.overlay.opaque"
 METACOPY_XATTR = "trusted.overlay.metacopy"
 #: Backing filesystems overlay refuses as upperdir (and Docker refuses outright).
 UNSUPPORTED_BACKING = {"overlay": "overlayfs", "aufs": "aufs", "ecryptfs": "ecryptfs"}
 
 
-_FIELDS = "supported reason backing_fs d_type method metacopy index_param kernel dev version"
+_FIELDS = (
+    "supported reason backing_fs d_type method metacopy index_param kernel dev method_note version"
+)
 
 
-class ProbeResult(namedtuple("ProbeResult", _FIELDS, defaults=(CACHE_VERSION,))):
+class ProbeResult(namedtuple("ProbeResult", _FIELDS, defaults=("", CACHE_VERSION))):
     """What the probe found (a namedtuple: cheap to import on the start path).
 
     supported/reason: whether overlay2 works here and, if not, why; backing_fs: Docker's
     name for home's filesystem ("extfs", "xfs", "tmpfs", ...); d_type; method:
     mount.FSCONFIG or mount.LEGACY; metacopy: the kernel honours metacopy=on here;
     index_param: overlay has the "index" feature (so index=off is passed); kernel and dev:
-    what the cached result is valid for; version: the cache format.
+    what the cached result is valid for; method_note: why the new mount API's method was
+    not taken ("" when it was, or a method was forced); version: the cache format.
     """
 
     __slots__ = ()
@@ -241,24 +244,44 @@ def run_probe(home: Path, force_method: str | None = None) -> ProbeResult:
     bad_xattr = _try_trusted_xattr(home)
     if bad_xattr:
         return fail(f"the backing filesystem of {home} ({name}): {bad_xattr}", d_type)
-    method = force_method or (mnt.FSCONFIG if mnt.lowerdir_plus_supported() else mnt.LEGACY)
+    # The probe proves the exact mount the driver will make. lowerdir+ (6.8) cannot be
+    # detected by fsconfig's answer alone: before 6.5 overlay accepts any key at
+    # FSCONFIG_SET_STRING and refuses it only at FSCONFIG_CMD_CREATE ("unrecognized mount
+    # option"), so a refused test mount by fsconfig falls back to mount(2)'s.
+    if force_method:
+        methods = [force_method]
+        note = ""
+    elif mnt.lowerdir_plus_supported():
+        methods = [mnt.FSCONFIG, mnt.LEGACY]
+        note = ""
+    else:
+        methods = [mnt.LEGACY]
+        note = "this kernel's overlay refuses fsconfig lowerdir+"
     options = base_options(index_param)
     work_root = Path(tempfile.mkdtemp(prefix=".probe-", dir=home))
     try:
-        try:
-            _test_mount(work_root, method, options)
-        except NotSupported as e:
-            return fail(str(e), d_type)
-        except OSError as e:
-            if e.errno == 19:  # ENODEV: no such filesystem type, and it could not be loaded
-                why = "the kernel has no overlay filesystem (not built in, module not loadable)"
-            else:
-                why = f"a test overlay mount in {home} failed: {e.strerror or e}"
-            return fail(why, d_type)
+        for method in methods:
+            try:
+                (work_root / method).mkdir()
+                _test_mount(work_root / method, method, options)
+                break
+            except NotSupported as e:
+                return fail(str(e), d_type)
+            except OSError as e:
+                if e.errno == 19:  # ENODEV: no such filesystem type, and it could not be loaded
+                    why = "the kernel has no overlay filesystem (not built in, module not loadable)"
+                    return fail(why, d_type)
+                if method == methods[-1]:
+                    return fail(f"a test overlay mount in {home} failed: {e.strerror or e}", d_type)
+                why = str(e.strerror or e)
+                why = why.partition(" refused: ")[2] or why  # the kernel's part, not our path
+                note = f"a test mount with fsconfig lowerdir+ was refused: {why}"
         metacopy = _probe_metacopy(work_root, method, options)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
-    return ProbeResult(True, "", name, d_type, method, metacopy, index_param, kernel, st.st_dev)
+    return ProbeResult(
+        True, "", name, d_type, method, metacopy, index_param, kernel, st.st_dev, note
+    )
 
 
 def probe(home: Path, force_method: str | None = None) -> ProbeResult:

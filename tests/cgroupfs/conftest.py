@@ -103,6 +103,18 @@ def hybrid() -> Layout:
 
 
 @pytest.fixture(scope="session")
+def v2() -> Layout:
+    """The layout of a pure cgroup v2 host: what the QEMU guests boot (tests/guests), with
+    cpu, cpuset, io, memory and pids enabled in the root's cgroup.subtree_control."""
+    lay = detect()
+    if lay.mode != "v2":
+        pytest.skip(
+            f"these tests describe a pure cgroup v2 host (the guests); this one is {lay.mode}"
+        )
+    return lay
+
+
+@pytest.fixture(scope="session")
 def v1_only(hybrid: Layout) -> Layout:
     """The host's v1 hierarchies without the unified mount: exercises the v1 freezer and
     the freeze/signal/thaw kill path, which the unified mount would otherwise take over."""

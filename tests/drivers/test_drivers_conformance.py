@@ -14,6 +14,9 @@ from conformance import *  # noqa: F403 - the suite's test functions
 from pydock.drivers import registry
 from pydock.drivers.base import Driver, NotSupported
 
+# The suite also runs in the QEMU guests (tests/guests), on each driver their kernels serve.
+pytestmark = pytest.mark.guest
+
 
 @pytest.fixture(params=registry.names())
 def driver(request: pytest.FixtureRequest, scratch: Path) -> Iterator[Driver]:

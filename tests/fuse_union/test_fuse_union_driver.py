@@ -197,3 +197,25 @@ def test_overlay2_store_kept_by_fuse_union_when_kernel_overlay_fails(scratch: Pa
         registry.get_class = saved  # type: ignore[assignment]
     assert name == "fuse-union"
     assert "no overlay here" in reasons["overlay2"]
+
+
+@pytest.mark.guest
+def test_container_execs_from_a_store_on_tmpfs(scratch: Path) -> None:
+    # tmpfs before Linux 6.6 (Debian 12's 6.1, in the guests) refuses RWF_NOWAIT reads with
+    # EOPNOTSUPP: the server's fast read path failed every exec ("exec failed: Operation not
+    # supported"). The server must fall back to plain reads and the container run.
+    point = scratch / "tmpfs"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(point)], check=True)
+    try:
+        root = point / "root"
+        args = ["--storage-driver", "fuse-union"]
+        assert run_pydock(root, *args, "image", "bootstrap").returncode == 0
+        # --privileged: the point is reading binaries, not device rules (v2 needs eBPF there)
+        res = run_pydock(root, *args, "run", "--rm", "--network", "none", "--privileged",
+                         "busybox", "sh", "-c", "echo hi; cat /bin/busybox | wc -c")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        # the image's busybox is the host's (image bootstrap)
+        assert res.stdout.decode().split() == ["hi", str(os.path.getsize("/bin/busybox"))]
+    finally:
+        subprocess.run(["umount", str(point)], check=True)

@@ -114,3 +114,28 @@ def test_metacopy_is_probed_and_opt_in(make_driver):
         f = t.extractfile("f")
         assert f is not None and f.read() == b"data"  # the data, not the empty upper stub
     assert [c.path for c in d.changes("ctr")] == ["/f"]
+
+
+def test_fsconfig_refused_at_create_falls_back_to_mount2(mount_guard, monkeypatch):
+    # Kernels before 6.5 (Debian 12's 6.1) take any fsconfig key and refuse lowerdir+ only
+    # at FSCONFIG_CMD_CREATE. This kernel has lowerdir+, so that refusal is a FAKE here:
+    # CMD_CREATE fails with 6.1's errno. The real 6.1 runs in the guests (tests/guests).
+    real = sc.fsconfig_create
+
+    def create_as_on_6_1(fd: int) -> None:
+        raise OSError(22, "fsconfig cmd 6: Invalid argument")
+
+    monkeypatch.setattr(sc, "fsconfig_create", create_as_on_6_1)
+    result = probe_mod.run_probe(mount_guard)
+    assert result.supported, result.reason
+    assert result.method == "mount"
+    assert result.method_note.startswith("a test mount with fsconfig lowerdir+ was refused")
+    # pydock info shows why (the driver's status)
+    d = Overlay2Driver(mount_guard / "old")
+    assert dict(d.status())["Mount method"] == (
+        "mount(2) with short l/ links (a test mount with fsconfig lowerdir+ was refused: "
+        "fsconfig cmd 6: Invalid argument)"
+    )
+    monkeypatch.setattr(sc, "fsconfig_create", real)
+    d = Overlay2Driver(mount_guard / "new")  # the real kernel: no note
+    assert dict(d.status())["Mount method"] == "fsconfig lowerdir+ (new mount API)"
