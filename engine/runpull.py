@@ -64,7 +64,9 @@ def create(engine, image: str, policy: str, *, quiet: bool = False, **kw) -> dic
 
     if policy == "always":
         pull(engine, image, quiet=quiet)
-    say = eprint if policy == "missing" and not quiet else None
+    # ``missing`` builds the embedded default image (busybox) when it is not there; the
+    # progress callback is what asks engine.create for that
+    say = (_silent if quiet else eprint) if policy == "missing" else None
     try:
         return engine.create(image, progress=say, **kw)
     except ImageNotFound:
@@ -76,6 +78,10 @@ def create(engine, image: str, policy: str, *, quiet: bool = False, **kw) -> dic
         eprint(f"Unable to find image '{_familiar(image)}' locally")
     pull(engine, image, quiet=quiet)
     return engine.create(image, **kw)
+
+
+def _silent(_msg: str) -> None:
+    """``-q``: the default image is built without a word."""
 
 
 def _familiar(image: str) -> str:

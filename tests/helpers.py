@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,27 @@ PYDOCK = str(VENV_BIN / "pydock")
 def run_pydock(
     root: Path, *args: str, input: bytes | None = None, timeout: float = 120, **kw
 ) -> subprocess.CompletedProcess:
-    """Run the installed ``pydock`` console script against the store at ``root``."""
-    return subprocess.run(
+    """Run the installed ``pydock`` console script against the store at ``root``.
+
+    Tests never resolve an outside name: a run of an image that is not in the store pulls
+    it from Docker Hub, as Docker's does (use ``--pull never`` or a registry on
+    127.0.0.1). No outside name resolves on the machines the tests run on, so such a run
+    fails its lookup and says so on stderr; that fails the test here, whatever it expected.
+    """
+    res = subprocess.run(
         [PYDOCK, "--root", str(root), *args],
         input=input,
         capture_output=True,
         timeout=timeout,
         **kw,
     )
+    if isinstance(res.stderr, bytes) and OUTSIDE_LOOKUP.search(res.stderr):
+        raise AssertionError(f"pydock {' '.join(args)} looked up an outside name: {res.stderr!r}")
+    return res
+
+
+#: what a failed lookup of a registry outside this machine looks like in pydock's errors
+OUTSIDE_LOOKUP = re.compile(rb"lookup (?!127\.|localhost\b)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 def mounts_below(root: Path) -> list[str]:

@@ -61,3 +61,27 @@ def proxy(registry: RegistryProcess) -> Iterator[Proxy]:
         yield px
     finally:
         px.stop()
+
+
+@pytest.fixture
+def bridge_net(overlay_pydock):
+    """(pydock, its network config, bridges to check) on pydock's default network, the
+    bridge: afterwards the user networks a test made are removed and nothing the store
+    made may be left in the kernel (a test may add its user networks' bridges)."""
+    from netfix import configure, force_clean, leftovers, state
+
+    p = overlay_pydock
+    p.network = None  # pydock's default network (bridge), not the fixture's "none"
+    cfg = configure(p.root)
+    bridges = [cfg["bridge"]]
+    try:
+        yield p, cfg, bridges
+    finally:
+        p.cleanup()
+        for n in state(p.root).get("networks", {}).values():
+            if not n.get("Default"):
+                p("network", "rm", n["Name"])
+        left = leftovers(p.root, bridges, list(state(p.root).get("containers", {})))
+        if left:
+            force_clean(p.root, bridges)
+        assert left == [], f"network leftovers: {left}"

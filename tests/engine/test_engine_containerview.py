@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from netfix import configure, force_clean, free_port, free_subnet, leftovers, state
+from netfix import free_port, free_subnet
 
 
 def words(text: str) -> list[str]:
@@ -117,22 +117,8 @@ def test_inspect_values_come_from_what_pydock_runs(pd) -> None:
 
 
 @pytest.fixture
-def net(overlay_pydock):
-    p = overlay_pydock
-    p.network = None  # pydock's default network (bridge), not the fixture's "none"
-    cfg = configure(p.root)
-    bridges = [cfg["bridge"]]
-    try:
-        yield p, cfg, bridges
-    finally:
-        p.cleanup()
-        for n in state(p.root).get("networks", {}).values():
-            if not n.get("Default"):
-                p("network", "rm", n["Name"])
-        left = leftovers(p.root, bridges, list(state(p.root).get("containers", {})))
-        if left:
-            force_clean(p.root, bridges)
-        assert left == [], f"network leftovers: {left}"
+def net(bridge_net):
+    return bridge_net
 
 
 def inside(p, name: str, iface: str = "eth0") -> tuple[str, str]:

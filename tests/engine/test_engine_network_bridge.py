@@ -8,26 +8,12 @@ import json
 import time
 
 import pytest
-from netfix import configure, force_clean, free_subnet, leftovers, state, table_exists
+from netfix import free_subnet, state, table_exists
 
 
 @pytest.fixture
-def net(overlay_pydock):
-    p = overlay_pydock
-    p.network = None  # pydock's default network (bridge), not the fixture's "none"
-    cfg = configure(p.root)
-    bridges = [cfg["bridge"]]
-    try:
-        yield p, cfg, bridges
-    finally:
-        p.cleanup()
-        for n in state(p.root).get("networks", {}).values():
-            if not n.get("Default"):
-                p("network", "rm", n["Name"])
-        left = leftovers(p.root, bridges, list(state(p.root).get("containers", {})))
-        if left:
-            force_clean(p.root, bridges)
-        assert left == [], f"network leftovers: {left}"
+def net(bridge_net):
+    return bridge_net
 
 
 def ip_of(p, network: str, name: str) -> str:

@@ -14,24 +14,15 @@ from pathlib import Path
 
 import pytest
 from imagetar import Entry, config_for, docker_save, layer_tar, sha
-from netfix import configure, force_clean, free_port, leftovers, state, table_rules
+from netfix import free_port, leftovers, state, table_rules
 
 HTTPD = "mkdir -p /www && echo hello-pydock > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 
 @pytest.fixture
-def net(overlay_pydock):
-    p = overlay_pydock
-    p.network = None  # pydock's default network (bridge), not the fixture's "none"
-    cfg = configure(p.root)
-    try:
-        yield p, cfg
-    finally:
-        p.cleanup()
-        left = leftovers(p.root, [cfg["bridge"]], list(state(p.root).get("containers", {})))
-        if left:
-            force_clean(p.root, [cfg["bridge"]])
-        assert left == [], f"network leftovers: {left}"
+def net(bridge_net):
+    p, cfg, _ = bridge_net
+    return p, cfg
 
 
 def fetch(url: str, tries: int = 50) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from helpers import PYDOCK
-from netfix import configure, force_clean, leftovers, state
 
 
 def _hc(p, cid: str) -> dict:
@@ -113,16 +112,9 @@ def test_etc_flag_errors(overlay_pydock, args, message):
 
 
 @pytest.fixture
-def net(overlay_pydock):
-    p = overlay_pydock
-    p.network = None  # the default bridge
-    cfg = configure(p.root)
-    try:
-        yield p, cfg
-    finally:
-        p.cleanup()
-        if leftovers(p.root, [cfg["bridge"]], list(state(p.root).get("containers", {}))):
-            force_clean(p.root, [cfg["bridge"]])
+def net(bridge_net):
+    p, cfg, _ = bridge_net
+    return p, cfg
 
 
 def test_add_host_gateway_and_dns_on_the_bridge(net):
