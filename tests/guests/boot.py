@@ -151,7 +151,9 @@ def build_initramfs(kernel: Kernel, env: dict[str, str], dest: Path) -> Path:
     return dest
 
 
-def qemu_command(kernel: Kernel, initramfs: Path, results: Path, console: Path) -> list[str]:
+def qemu_command(
+    kernel: Kernel, initramfs: Path, results: Path, console: Path, worktree: Path = WORKTREE
+) -> list[str]:
     # cgroup_no_v1=all: pure cgroup v2, as systemd distributions boot. panic=-1 with
     # -no-reboot: a PID 1 that dies ends QEMU at once instead of hanging the run.
     append = "console=ttyS0 panic=-1 cgroup_no_v1=all loglevel=4"
@@ -173,6 +175,19 @@ def qemu_command(kernel: Kernel, initramfs: Path, results: Path, console: Path) 
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
         "-fsdev", f"local,id=results,path={results},security_model=passthrough",
         "-device", "virtio-9p-pci,fsdev=results,mount_tag=results",
+    ] + _worktree_share(worktree)  # fmt: skip
+
+
+def _worktree_share(worktree: Path) -> list[str]:
+    """The worktree on its own read-only share: a clone on another filesystem (a tmpfs
+    /tmp, say) is not in the root's share, and the guest puts its own /tmp and /var/tmp
+    on top. None for a worktree that does not exist (the guest then says so)."""
+    if not worktree.is_dir():
+        return []
+    return [
+        "-fsdev", f"local,id=worktree,path={worktree},security_model=passthrough,readonly=on,"
+                  "multidevs=remap",
+        "-device", "virtio-9p-pci,fsdev=worktree,mount_tag=worktree",
     ]  # fmt: skip
 
 
@@ -217,7 +232,7 @@ class Guest:
             "PYTEST_ARGS": shlex.join(self.pytest_args),
         }
         initramfs = build_initramfs(self.kernel, env, self.workdir / "initramfs.cpio")
-        cmd = qemu_command(self.kernel, initramfs, self.results, self.console)
+        cmd = qemu_command(self.kernel, initramfs, self.results, self.console, self.worktree)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -51,6 +51,10 @@ hostname pydock-guest
     echo "controllers=$(cat /sys/fs/cgroup/cgroup.subtree_control)"
 } >/results/host.txt
 
+# the worktree (and its .venv) through its own read-only share, at the host's path
+mkdir -p "$WORKTREE" &&
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 worktree "$WORKTREE" ||
+    { echo "pydock-guest: 9p mount of the worktree failed"; off; }
 cd "$WORKTREE" || { echo "pydock-guest: no worktree at $WORKTREE"; off; }
 eval "set -- $PYTEST_ARGS"
 PYDOCK_TEST_SCRATCH=/var/tmp/pdt-guest PYTHONPATH="$WORKTREE/tests/guests" \
