@@ -41,8 +41,8 @@ def gone(pid: int, timeout: float = 5) -> bool:
         try:
             if state(pid) in "ZX":
                 return True
-        except FileNotFoundError:
-            return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True  # reaped between the open and the read of its stat: ESRCH
         time.sleep(0.01)
     return False
 
